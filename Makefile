@@ -1,0 +1,44 @@
+# bond-appliance — see README.md
+GO ?= go
+PKGS := ./...
+
+.PHONY: all build test unit integration lint fuzz bench lab clean
+
+all: build
+
+build:
+	$(GO) build -o bin/bond-appliance ./cmd/bond-appliance
+
+## test: the whole suite (what CI runs): lint, unit tests with -race, then the
+## integration tests in network namespaces (root; skipped otherwise unless
+## BOND_APPLIANCE_PRIVILEGED=1, which makes them fail instead of skipping).
+test: lint unit integration
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+unit:
+	$(GO) test -race -short -count=1 $(PKGS)
+
+integration:
+	$(GO) test -count=1 -timeout 15m -run 'Integration' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+## fuzz: run every fuzzer for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./policy -run '^$$' -fuzz FuzzHash -fuzztime $(FUZZTIME)
+	$(GO) test ./policy -run '^$$' -fuzz FuzzEtherType -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./policy ./rings ./umem ./appliance/lane
+
+## lab: the self-contained demo (root): namespaces + veth + peer, traffic, failover
+MODE ?= active-backup
+lab: build
+	./bin/bond-appliance lab --mode $(MODE)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,145 @@
+// Package lab builds self-contained test topologies in network namespaces and
+// runs the appliance on them: the "gateway" namespace holds the member veths
+// and the appliance with its host device; the "peer" namespace holds the far
+// ends of the members in a Linux bridge whose member ports are isolated from
+// each other (a switch with a static LAG: no frame goes back out another
+// member), with an IP address on the bridge. Everything it creates carries a
+// unique prefix and is removed by Close, also after a failure or Ctrl-C.
+// It drives iproute2 (`ip`, `bridge`), which every target machine has.
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Addresses used inside the namespaces (RFC 2544 benchmarking range; the
+// namespaces have no route anywhere else).
+const (
+	PeerIP   = "198.18.0.1"
+	HostIP   = "198.18.0.2"
+	Prefix   = "/24"
+	PeerMAC  = "02:42:a0:00:00:01"
+	BondName = "bond0"
+)
+
+// Topo is one topology.
+type Topo struct {
+	ID      string
+	GW      string   // netns of the appliance (the gateway box)
+	Peer    string   // netns of the far side
+	Members []string // member names in GW (m0, m1, ...)
+	Ports   []string // their peers in Peer (p0, p1, ...)
+}
+
+var seq atomic.Uint32
+
+// UniqueID returns a short id unique to this process and call.
+func UniqueID() string {
+	return fmt.Sprintf("%x%x", os.Getpid()&0xffff, seq.Add(1))
+}
+
+// Run runs a command, returning its combined output in the error.
+func Run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// NewTopo creates the namespaces and n member links with queues queues each.
+func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
+	id := UniqueID()
+	t = &Topo{ID: id, GW: "ba-" + id + "-gw", Peer: "ba-" + id + "-pr"}
+	defer func() {
+		if err != nil {
+			t.Close()
+			t = nil
+		}
+	}()
+	sh := func(args ...string) error {
+		_, err := Run(ctx, args[0], args[1:]...)
+		return err
+	}
+	for _, ns := range []string{t.GW, t.Peer} {
+		if err := sh("ip", "netns", "add", ns); err != nil {
+			return nil, err
+		}
+		if err := sh("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+			return nil, err
+		}
+	}
+	if err := sh("ip", "-n", t.Peer, "link", "add", "br0", "address", PeerMAC, "type", "bridge"); err != nil {
+		return nil, err
+	}
+	q := fmt.Sprint(queues)
+	for i := 0; i < n; i++ {
+		m, p := fmt.Sprintf("m%d", i), fmt.Sprintf("p%d", i)
+		if err := sh("ip", "-n", t.GW, "link", "add", m, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+			"peer", "name", p, "netns", t.Peer, "numtxqueues", q, "numrxqueues", q); err != nil {
+			return nil, err
+		}
+		// distinct permanent MACs, so "bond MAC = first slave's" is visible
+		if err := sh("ip", "-n", t.GW, "link", "set", m, "address", fmt.Sprintf("02:42:b0:00:00:%02x", i+1)); err != nil {
+			return nil, err
+		}
+		if err := sh("ip", "-n", t.Peer, "link", "set", p, "master", "br0"); err != nil {
+			return nil, err
+		}
+		if err := sh("bridge", "-n", t.Peer, "link", "set", "dev", p, "isolated", "on"); err != nil {
+			return nil, err
+		}
+		if err := sh("ip", "-n", t.Peer, "link", "set", p, "up"); err != nil {
+			return nil, err
+		}
+		t.Members = append(t.Members, m)
+		t.Ports = append(t.Ports, p)
+	}
+	if err := sh("ip", "-n", t.Peer, "addr", "add", PeerIP+Prefix, "dev", "br0"); err != nil {
+		return nil, err
+	}
+	if err := sh("ip", "-n", t.Peer, "link", "set", "br0", "up"); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// InGW runs a command in the gateway namespace.
+func (t *Topo) InGW(ctx context.Context, args ...string) (string, error) {
+	return Run(ctx, "ip", append([]string{"netns", "exec", t.GW}, args...)...)
+}
+
+// InPeer runs a command in the peer namespace.
+func (t *Topo) InPeer(ctx context.Context, args ...string) (string, error) {
+	return Run(ctx, "ip", append([]string{"netns", "exec", t.Peer}, args...)...)
+}
+
+// SetPort sets a peer-side port up or down (the member loses carrier).
+func (t *Topo) SetPort(ctx context.Context, i int, up bool) error {
+	st := "down"
+	if up {
+		st = "up"
+	}
+	_, err := Run(ctx, "ip", "-n", t.Peer, "link", "set", t.Ports[i], st)
+	return err
+}
+
+// Close deletes both namespaces (and with them every veth).
+func (t *Topo) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, ns := range []string{t.GW, t.Peer} {
+		_, _ = Run(ctx, "ip", "netns", "pids", ns) // nothing to do with them: the appliance is stopped first
+		_, _ = Run(ctx, "ip", "netns", "del", ns)
+	}
+}

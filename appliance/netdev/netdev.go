@@ -1,0 +1,219 @@
+// Package netdev reads and changes what the appliance touches on network
+// devices: MAC address, MTU, promiscuity, admin state, channel (queue) count
+// and checksum offloads. It records every change it makes so Restore puts the
+// device back as it found it. Link state comes from netlink
+// (vishvananda/netlink); speed and duplex from ethtool netlink
+// (mdlayher/ethtool); channel counts and offloads through the ethtool ioctl,
+// which the ethtool netlink library does not cover.
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"unsafe"
+
+	"github.com/mdlayher/ethtool"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Info is a snapshot of a device.
+type Info struct {
+	Name     string
+	Index    int
+	MAC      net.HardwareAddr
+	MTU      int
+	Up       bool // administratively up
+	Carrier  bool // lower layer up
+	Promisc  bool
+	Allmulti bool
+	RxQueues int // usable receive queues (ethtool channels, else netlink)
+	TxQueues int
+	XDPProg  uint32 // id of an attached XDP program, 0 if none
+}
+
+// ErrNoDevice is returned for a missing interface.
+var ErrNoDevice = errors.New("no such network interface")
+
+// Get reads the device's current state.
+func Get(name string) (*Info, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%s: %w", name, ErrNoDevice)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return infoOf(l), nil
+}
+
+func infoOf(l netlink.Link) *Info {
+	a := l.Attrs()
+	in := &Info{
+		Name:     a.Name,
+		Index:    a.Index,
+		MAC:      append(net.HardwareAddr(nil), a.HardwareAddr...),
+		MTU:      a.MTU,
+		Up:       a.Flags&net.FlagUp != 0,
+		Carrier:  a.OperState == netlink.OperUp || (a.RawFlags&unix.IFF_LOWER_UP != 0),
+		Promisc:  a.Promisc != 0,
+		Allmulti: a.RawFlags&unix.IFF_ALLMULTI != 0,
+		RxQueues: a.NumRxQueues,
+		TxQueues: a.NumTxQueues,
+	}
+	if a.Xdp != nil && a.Xdp.Attached {
+		in.XDPProg = a.Xdp.ProgId
+	}
+	if ch, err := GetChannels(a.Name); err == nil {
+		n := int(ch.Combined)
+		if int(ch.Rx) > n {
+			n = int(ch.Rx)
+		}
+		if n > 0 {
+			in.RxQueues = n
+		}
+		t := int(ch.Combined)
+		if int(ch.Tx) > t {
+			t = int(ch.Tx)
+		}
+		if t > 0 {
+			in.TxQueues = t
+		}
+	}
+	return in
+}
+
+// Channels mirrors struct ethtool_channels (counts and maxima).
+type Channels struct {
+	MaxRx, MaxTx, MaxOther, MaxCombined uint32
+	Rx, Tx, Other, Combined             uint32
+}
+
+type ethtoolChannels struct {
+	Cmd uint32
+	Channels
+}
+
+type ifreqData struct {
+	Name [unix.IFNAMSIZ]byte
+	Data uintptr
+	_    [16]byte
+}
+
+func ethtoolIoctl(name string, data unsafe.Pointer) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var ifr ifreqData
+	copy(ifr.Name[:unix.IFNAMSIZ-1], name)
+	ifr.Data = uintptr(data)
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+const (
+	ethtoolGChannels = 0x3c
+	ethtoolSChannels = 0x3d
+	ethtoolGTxCsum   = 0x16
+	ethtoolSTxCsum   = 0x17
+	ethtoolGSG       = 0x18
+	ethtoolSSG       = 0x19
+	ethtoolGTSO      = 0x1e
+	ethtoolSTSO      = 0x1f
+	ethtoolGGSO      = 0x23
+	ethtoolSGSO      = 0x24
+)
+
+// GetChannels reads the channel counts (ETHTOOL_GCHANNELS).
+func GetChannels(name string) (Channels, error) {
+	c := ethtoolChannels{Cmd: ethtoolGChannels}
+	if err := ethtoolIoctl(name, unsafe.Pointer(&c)); err != nil {
+		return Channels{}, fmt.Errorf("%s: ethtool get channels: %w", name, err)
+	}
+	return c.Channels, nil
+}
+
+// SetChannels changes the channel counts (ETHTOOL_SCHANNELS).
+func SetChannels(name string, ch Channels) error {
+	c := ethtoolChannels{Cmd: ethtoolSChannels, Channels: ch}
+	if err := ethtoolIoctl(name, unsafe.Pointer(&c)); err != nil {
+		return fmt.Errorf("%s: ethtool set channels: %w", name, err)
+	}
+	return nil
+}
+
+type ethtoolValue struct{ Cmd, Data uint32 }
+
+func getValue(name string, cmd uint32) (uint32, error) {
+	v := ethtoolValue{Cmd: cmd}
+	err := ethtoolIoctl(name, unsafe.Pointer(&v))
+	return v.Data, err
+}
+
+func setValue(name string, cmd, val uint32) error {
+	v := ethtoolValue{Cmd: cmd, Data: val}
+	return ethtoolIoctl(name, unsafe.Pointer(&v))
+}
+
+// DisableTxOffloads turns off transmit checksum offload, scatter-gather, TSO
+// and GSO on a device the appliance created (the host end of the veth pair),
+// so every frame the host stack hands over is complete on the wire: AF_XDP
+// copies bytes and cannot finish a partial checksum.
+func DisableTxOffloads(name string) error {
+	var errs []error
+	for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO, ethtoolSSG, ethtoolSTxCsum} {
+		if err := setValue(name, cmd, 0); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			errs = append(errs, fmt.Errorf("%s: ethtool cmd %#x: %w", name, cmd, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LinkMode returns speed in Mb/s and duplex ("full", "half", "unknown") via
+// ethtool netlink. Speed 0 means unknown.
+func LinkMode(name string) (speed int, duplex string, err error) {
+	c, err := ethtool.New()
+	if err != nil {
+		return 0, "unknown", err
+	}
+	defer c.Close()
+	m, err := c.LinkMode(ethtool.Interface{Name: name})
+	if err != nil {
+		return 0, "unknown", err
+	}
+	sp := int(m.SpeedMegabits)
+	if sp < 0 || sp == 0xffffffff || m.SpeedMegabits == -1 {
+		sp = 0
+	}
+	switch m.Duplex {
+	case ethtool.Full:
+		duplex = "full"
+	case ethtool.Half:
+		duplex = "half"
+	default:
+		duplex = "unknown"
+	}
+	return sp, duplex, nil
+}
+
+// LinkDetected reads the ethtool link state (ETHTOOL_MSG_LINKSTATE), used
+// when use_carrier is 0.
+func LinkDetected(name string) (bool, error) {
+	c, err := ethtool.New()
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	s, err := c.LinkState(ethtool.Interface{Name: name})
+	if err != nil {
+		return false, err
+	}
+	return s.Link, nil
+}

@@ -1,0 +1,274 @@
+package appliance
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bond-appliance/bond-appliance/appliance/lane"
+	"github.com/bond-appliance/bond-appliance/policy"
+)
+
+// Status is the JSON document `bond-appliance status --json` prints.
+type Status struct {
+	Version string       `json:"version"`
+	Uptime  float64      `json:"uptime_seconds"`
+	Bonds   []BondStatus `json:"bonds"`
+	Lanes   []LaneStatus `json:"lanes"`
+}
+
+// BondStatus follows /proc/net/bonding/<bond>.
+type BondStatus struct {
+	Name                 string        `json:"name"`
+	Mode                 string        `json:"mode"`
+	ModeNumber           int           `json:"mode_number"`
+	ModeDescription      string        `json:"mode_description"`
+	TransmitHashPolicy   string        `json:"xmit_hash_policy,omitempty"`
+	PrimarySlave         string        `json:"primary_slave,omitempty"`
+	PrimaryReselect      string        `json:"primary_reselect,omitempty"`
+	CurrentlyActiveSlave string        `json:"currently_active_slave"`
+	MIIStatus            string        `json:"mii_status"`
+	MIIPollingInterval   int           `json:"mii_polling_interval_ms"`
+	UpDelay              int           `json:"up_delay_ms"`
+	DownDelay            int           `json:"down_delay_ms"`
+	PeerNotifDelay       int           `json:"peer_notification_delay_ms"`
+	PacketsPerSlave      int           `json:"packets_per_slave,omitempty"`
+	AllSlavesActive      int           `json:"all_slaves_active"`
+	MAC                  string        `json:"mac"`
+	MTU                  int           `json:"mtu"`
+	HostDevice           string        `json:"host_device"`
+	Slaves               []SlaveStatus `json:"slaves"`
+	Host                 Counters      `json:"host_counters"`
+}
+
+// SlaveStatus is one slave block.
+type SlaveStatus struct {
+	Name             string   `json:"name"`
+	MIIStatus        string   `json:"mii_status"`
+	Speed            int      `json:"speed_mbps"`
+	Duplex           string   `json:"duplex"`
+	LinkFailureCount int      `json:"link_failure_count"`
+	PermanentHWAddr  string   `json:"permanent_hw_addr"`
+	QueueID          int      `json:"queue_id"`
+	Prio             int      `json:"prio"`
+	Counters         Counters `json:"counters"`
+}
+
+// Counters are packet counters summed over lanes (or of one port).
+type Counters struct {
+	RxPackets    uint64 `json:"rx_packets"`
+	RxBytes      uint64 `json:"rx_bytes"`
+	TxPackets    uint64 `json:"tx_packets"`
+	TxBytes      uint64 `json:"tx_bytes"`
+	DropTxFull   uint64 `json:"drop_tx_full"`
+	DropNoSlave  uint64 `json:"drop_no_slave"`
+	DropInactive uint64 `json:"drop_inactive_slave"`
+	DropNoFrame  uint64 `json:"drop_no_frame"`
+	CtrlRx       uint64 `json:"slow_protocol_rx"`
+	CtrlDrop     uint64 `json:"slow_protocol_drop"`
+	CtrlTx       uint64 `json:"control_tx"`
+	// XDP socket statistics (XDP_STATISTICS)
+	XSKRxDropped       uint64 `json:"xsk_rx_dropped"`
+	XSKRxRingFull      uint64 `json:"xsk_rx_ring_full"`
+	XSKFillRingEmpty   uint64 `json:"xsk_fill_ring_empty"`
+	XSKTxInvalidDescs  uint64 `json:"xsk_tx_invalid_descs"`
+	XSKRxInvalidDescs  uint64 `json:"xsk_rx_invalid_descs"`
+	XSKTxRingEmptyDesc uint64 `json:"xsk_tx_ring_empty_descs"`
+}
+
+// LaneStatus is one lane's view.
+type LaneStatus struct {
+	ID         int          `json:"id"`
+	CPU        int          `json:"cpu"`
+	Iterations uint64       `json:"iterations"`
+	Busy       uint64       `json:"busy_iterations"`
+	Sleeps     uint64       `json:"sleeps"`
+	Ports      []PortStatus `json:"ports"`
+}
+
+// PortStatus is one socket of a lane.
+type PortStatus struct {
+	Name     string   `json:"name"`
+	Counters Counters `json:"counters"`
+}
+
+func (c *Counters) add(p *lane.Port) {
+	s := &p.Stats
+	c.RxPackets += s.RxPackets.Load()
+	c.RxBytes += s.RxBytes.Load()
+	c.TxPackets += s.TxPackets.Load()
+	c.TxBytes += s.TxBytes.Load()
+	c.DropTxFull += s.DropTxFull.Load()
+	c.DropNoSlave += s.DropNoSlave.Load()
+	c.DropInactive += s.DropInactive.Load()
+	c.DropNoFrame += s.DropNoFrame.Load()
+	c.CtrlRx += s.CtrlRx.Load()
+	c.CtrlDrop += s.CtrlDrop.Load()
+	c.CtrlTx += s.CtrlTx.Load()
+	if k, ok := p.Kick.(interface {
+		XDPStats() (rxDropped, rxInvalid, txInvalid, rxRingFull, fillEmpty, txEmpty uint64, err error)
+	}); ok {
+		a, b, d, e, f, g, err := k.XDPStats()
+		if err == nil {
+			c.XSKRxDropped += a
+			c.XSKRxInvalidDescs += b
+			c.XSKTxInvalidDescs += d
+			c.XSKRxRingFull += e
+			c.XSKFillRingEmpty += f
+			c.XSKTxRingEmptyDesc += g
+		}
+	}
+}
+
+// Version is set by the build.
+var Version = "dev"
+
+// Status collects the current state.
+func (a *Appliance) Status(bondName string) (*Status, error) {
+	st := &Status{Version: Version, Uptime: time.Since(a.started).Seconds()}
+	found := bondName == ""
+	for _, b := range a.bonds {
+		if bondName != "" && b.cfg.Name != bondName {
+			continue
+		}
+		found = true
+		st.Bonds = append(st.Bonds, b.status(a.cfg.Dataplane.HostDevice))
+	}
+	if !found {
+		return nil, fmt.Errorf("no bond %q", bondName)
+	}
+	for _, l := range a.lanes {
+		c := l.Config()
+		ls := LaneStatus{ID: c.ID, CPU: c.CPU, Iterations: l.Stats.Iterations.Load(), Busy: l.Stats.Busy.Load(), Sleeps: l.Stats.Sleeps.Load()}
+		for _, p := range l.Ports() {
+			ps := PortStatus{Name: p.Name}
+			ps.Counters.add(p)
+			ls.Ports = append(ls.Ports, ps)
+		}
+		st.Lanes = append(st.Lanes, ls)
+	}
+	return st, nil
+}
+
+var primaryReselectNames = []string{"always", "better", "failure"}
+
+func (b *bond) status(hostDev string) BondStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bs := BondStatus{
+		Name: b.cfg.Name, Mode: b.mode.String(), ModeNumber: int(b.mode), ModeDescription: b.mode.Description(),
+		MIIStatus: "down", MIIPollingInterval: b.cfg.Miimon, UpDelay: b.cfg.Updelay, DownDelay: b.cfg.Downdelay,
+		PeerNotifDelay: b.cfg.PeerNotifDelay, MAC: b.mac.String(), MTU: b.mtu, HostDevice: hostDev,
+		CurrentlyActiveSlave: "None",
+	}
+	if b.carrier {
+		bs.MIIStatus = "up"
+	}
+	if b.cfg.AllSlavesActive {
+		bs.AllSlavesActive = 1
+	}
+	switch b.mode {
+	case policy.BalanceXOR, policy.IEEE8023AD, policy.BalanceTLB, policy.BalanceALB:
+		bs.TransmitHashPolicy = b.hash.ProcString()
+	case policy.BalanceRR:
+		bs.PacketsPerSlave = b.cfg.PacketsPerSlave
+	}
+	if usesPrimary(b.mode) {
+		bs.PrimarySlave = "None"
+		if b.cfg.Primary != "" {
+			bs.PrimarySlave = b.cfg.Primary
+			if b.cfg.PrimaryReselect >= 0 && b.cfg.PrimaryReselect < len(primaryReselectNames) {
+				bs.PrimaryReselect = fmt.Sprintf("%s (%d)", primaryReselectNames[b.cfg.PrimaryReselect], b.cfg.PrimaryReselect)
+			}
+		}
+	}
+	if b.active >= 0 {
+		bs.CurrentlyActiveSlave = b.members[b.active].name
+	}
+	for _, lb := range b.lanes {
+		if lb.Host != nil {
+			bs.Host.add(lb.Host)
+		}
+	}
+	for _, m := range b.members {
+		ss := SlaveStatus{Name: m.name, MIIStatus: m.state.String(), Speed: m.speed, Duplex: m.duplex,
+			LinkFailureCount: m.failures, PermanentHWAddr: m.permMAC.String(), QueueID: m.cfg.QueueID, Prio: m.cfg.Prio}
+		for _, lb := range b.lanes {
+			if m.idx < len(lb.Members) && lb.Members[m.idx] != nil {
+				ss.Counters.add(lb.Members[m.idx])
+			}
+		}
+		bs.Slaves = append(bs.Slaves, ss)
+	}
+	return bs
+}
+
+func usesPrimary(m policy.Mode) bool {
+	return m == policy.ActiveBackup || m == policy.BalanceTLB || m == policy.BalanceALB
+}
+
+// FormatText renders the status like /proc/net/bonding/<bond>, followed by
+// the appliance's per-slave and per-lane counters.
+func FormatText(st *Status) string {
+	var w strings.Builder
+	for i, b := range st.Bonds {
+		if i > 0 {
+			w.WriteString("\n")
+		}
+		fmt.Fprintf(&w, "Ethernet Channel Bonding Driver: bond-appliance %s\n\n", st.Version)
+		fmt.Fprintf(&w, "Bonding Mode: %s\n", b.ModeDescription)
+		if b.TransmitHashPolicy != "" {
+			fmt.Fprintf(&w, "Transmit Hash Policy: %s\n", b.TransmitHashPolicy)
+		}
+		if b.PrimarySlave != "" {
+			fmt.Fprintf(&w, "Primary Slave: %s", b.PrimarySlave)
+			if b.PrimaryReselect != "" {
+				fmt.Fprintf(&w, " (primary_reselect %s)", b.PrimaryReselect)
+			}
+			w.WriteString("\n")
+		}
+		if b.Mode == "active-backup" || b.PrimarySlave != "" {
+			fmt.Fprintf(&w, "Currently Active Slave: %s\n", b.CurrentlyActiveSlave)
+		}
+		fmt.Fprintf(&w, "MII Status: %s\n", b.MIIStatus)
+		fmt.Fprintf(&w, "MII Polling Interval (ms): %d\n", b.MIIPollingInterval)
+		fmt.Fprintf(&w, "Up Delay (ms): %d\n", b.UpDelay)
+		fmt.Fprintf(&w, "Down Delay (ms): %d\n", b.DownDelay)
+		fmt.Fprintf(&w, "Peer Notification Delay (ms): %d\n", b.PeerNotifDelay)
+		if b.Mode == "balance-rr" {
+			fmt.Fprintf(&w, "Packets Per Slave: %d\n", b.PacketsPerSlave)
+		}
+		fmt.Fprintf(&w, "Bond MAC: %s  MTU: %d  Host device: %s\n", b.MAC, b.MTU, b.HostDevice)
+		fmt.Fprintf(&w, "Host counters: %s\n", b.Host.line())
+		for _, s := range b.Slaves {
+			fmt.Fprintf(&w, "\nSlave Interface: %s\n", s.Name)
+			fmt.Fprintf(&w, "MII Status: %s\n", s.MIIStatus)
+			if s.Speed > 0 {
+				fmt.Fprintf(&w, "Speed: %d Mbps\n", s.Speed)
+			} else {
+				w.WriteString("Speed: Unknown\n")
+			}
+			fmt.Fprintf(&w, "Duplex: %s\n", s.Duplex)
+			fmt.Fprintf(&w, "Link Failure Count: %d\n", s.LinkFailureCount)
+			fmt.Fprintf(&w, "Permanent HW addr: %s\n", s.PermanentHWAddr)
+			fmt.Fprintf(&w, "Slave queue ID: %d\n", s.QueueID)
+			fmt.Fprintf(&w, "Counters: %s\n", s.Counters.line())
+		}
+	}
+	for _, l := range st.Lanes {
+		busy := 0.0
+		if l.Iterations > 0 {
+			busy = float64(l.Busy) / float64(l.Iterations)
+		}
+		fmt.Fprintf(&w, "\nLane %d (cpu %d): iterations %d busy %.3f sleeps %d\n", l.ID, l.CPU, l.Iterations, busy, l.Sleeps)
+		for _, p := range l.Ports {
+			fmt.Fprintf(&w, "  %-15s %s\n", p.Name, p.Counters.line())
+		}
+	}
+	return w.String()
+}
+
+func (c Counters) line() string {
+	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d, slow_rx %d, xsk rx_dropped %d fill_empty %d",
+		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.CtrlRx, c.XSKRxDropped, c.XSKFillRingEmpty)
+}

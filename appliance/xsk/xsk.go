@@ -1,0 +1,197 @@
+// Package xsk opens AF_XDP sockets over the appliance's own UMEM and rings
+// (packages umem and rings) with raw syscalls: UMEM registration, ring
+// sizing and mapping, zero-copy or copy bind with need_wakeup, and
+// XDP_SHARED_UMEM so every socket of a lane shares that lane's UMEM with its
+// own fill and completion rings (one per device/queue).
+//
+// asavie/xdp is not used here: it gives every socket a private UMEM and has
+// no need_wakeup, and moving descriptors between sockets without copying
+// needs one UMEM shared by all of them.
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/bond-appliance/bond-appliance/rings"
+	"github.com/bond-appliance/bond-appliance/umem"
+	"golang.org/x/sys/unix"
+)
+
+// BindMode is the config key dataplane.xdp_bind.
+type BindMode string
+
+// Bind modes.
+const (
+	BindAuto     BindMode = "auto"     // zero-copy, falling back to copy
+	BindZeroCopy BindMode = "zerocopy" // zero-copy or fail
+	BindCopy     BindMode = "copy"     // copy mode
+)
+
+// Options configures a socket.
+type Options struct {
+	RingSize uint32 // entries of each of the four rings (power of two)
+	Bind     BindMode
+}
+
+// Socket is one bound AF_XDP socket (one device queue).
+type Socket struct {
+	FD       int
+	Ifindex  int
+	Queue    int
+	ZeroCopy bool
+	RX       *rings.RX
+	TX       *rings.TX
+	Fill     *rings.Fill
+	Comp     *rings.Completion
+}
+
+func setInt(fd, opt int, v uint32) error {
+	return unix.SetsockoptInt(fd, unix.SOL_XDP, opt, int(v))
+}
+
+func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
+	var off unix.XDPMmapOffsets
+	l := uint32(unsafe.Sizeof(off))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
+		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return off, e
+	}
+	return off, nil
+}
+
+// Open creates a socket on (ifindex, queue). When shared is nil the socket
+// registers u; otherwise it binds with XDP_SHARED_UMEM to shared's UMEM.
+func Open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket) (*Socket, error) {
+	switch opt.Bind {
+	case BindZeroCopy:
+		return open(u, ifindex, queue, opt, shared, unix.XDP_ZEROCOPY)
+	case BindCopy:
+		return open(u, ifindex, queue, opt, shared, unix.XDP_COPY)
+	default:
+		s, err := open(u, ifindex, queue, opt, shared, unix.XDP_ZEROCOPY)
+		if err == nil {
+			return s, nil
+		}
+		s, cerr := open(u, ifindex, queue, opt, shared, unix.XDP_COPY)
+		if cerr != nil {
+			return nil, fmt.Errorf("zero-copy: %v; copy: %w", err, cerr)
+		}
+		return s, nil
+	}
+}
+
+func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode uint16) (s *Socket, err error) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP socket: %w", err)
+	}
+	s = &Socket{FD: fd, Ifindex: ifindex, Queue: queue}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if shared == nil {
+		if err := u.Register(fd, 0, 0); err != nil {
+			return nil, fmt.Errorf("XDP_UMEM_REG: %w", err)
+		}
+	}
+	n := opt.RingSize
+	for _, o := range []struct {
+		opt  int
+		name string
+	}{{unix.XDP_UMEM_FILL_RING, "fill"}, {unix.XDP_UMEM_COMPLETION_RING, "completion"}, {unix.XDP_RX_RING, "rx"}, {unix.XDP_TX_RING, "tx"}} {
+		if err := setInt(fd, o.opt, n); err != nil {
+			return nil, fmt.Errorf("set %s ring size %d: %w", o.name, n, err)
+		}
+	}
+	off, err := mmapOffsets(fd)
+	if err != nil {
+		return nil, fmt.Errorf("XDP_MMAP_OFFSETS: %w", err)
+	}
+	if s.Fill, err = rings.MapFill(fd, off.Fr, n); err != nil {
+		return nil, err
+	}
+	if s.Comp, err = rings.MapCompletion(fd, off.Cr, n); err != nil {
+		return nil, err
+	}
+	if s.RX, err = rings.MapRX(fd, off.Rx, n); err != nil {
+		return nil, err
+	}
+	if s.TX, err = rings.MapTX(fd, off.Tx, n); err != nil {
+		return nil, err
+	}
+	sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	if shared != nil {
+		sa.Flags |= unix.XDP_SHARED_UMEM
+		sa.SharedUmemFD = uint32(shared.FD)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		m := "copy"
+		if mode == unix.XDP_ZEROCOPY {
+			m = "zero-copy"
+		}
+		return nil, fmt.Errorf("bind ifindex %d queue %d (%s): %w", ifindex, queue, m, err)
+	}
+	s.ZeroCopy = mode == unix.XDP_ZEROCOPY
+	return s, nil
+}
+
+// KickTX asks the kernel to transmit what is on the TX ring. In copy mode
+// the kernel sends at most 32 descriptors per call.
+func (s *Socket) KickTX() error {
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.FD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.ENETDOWN:
+		return nil
+	}
+	return e
+}
+
+// KickRX wakes the kernel to refill from the fill ring (need_wakeup).
+func (s *Socket) KickRX() {
+	_, _, _ = unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(s.FD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+}
+
+// Stats reads XDP_STATISTICS.
+func (s *Socket) Stats() (unix.XDPStatistics, error) {
+	var st unix.XDPStatistics
+	l := uint32(unsafe.Sizeof(st))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.FD), unix.SOL_XDP, unix.XDP_STATISTICS,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return st, e
+	}
+	return st, nil
+}
+
+// Close unmaps the rings and closes the socket.
+func (s *Socket) Close() error {
+	var errs []error
+	if s.RX != nil {
+		errs = append(errs, s.RX.Unmap())
+	}
+	if s.TX != nil {
+		errs = append(errs, s.TX.Unmap())
+	}
+	if s.Fill != nil {
+		errs = append(errs, s.Fill.Unmap())
+	}
+	if s.Comp != nil {
+		errs = append(errs, s.Comp.Unmap())
+	}
+	if s.FD >= 0 {
+		errs = append(errs, unix.Close(s.FD))
+		s.FD = -1
+	}
+	return errors.Join(errs...)
+}
+
+// XDPStats returns XDP_STATISTICS as plain numbers (for status).
+func (s *Socket) XDPStats() (rxDropped, rxInvalid, txInvalid, rxRingFull, fillEmpty, txEmpty uint64, err error) {
+	st, err := s.Stats()
+	return st.Rx_dropped, st.Rx_invalid_descs, st.Tx_invalid_descs, st.Rx_ring_full, st.Rx_fill_ring_empty_descs, st.Tx_ring_empty_descs, err
+}

@@ -1,0 +1,246 @@
+// Command bond-appliance runs the user-space AF_XDP bonding appliance and
+// talks to a running one.
+//
+//	bond-appliance -c configs/bond.yaml [--check]   run (or only validate) a configuration
+//	bond-appliance status [BOND] [--json]            live state, /proc/net/bonding layout
+//	bond-appliance set BOND OPTION VALUE             change a runtime option (active_slave)
+//	bond-appliance lab [--mode MODE] [--seconds N]   self-contained demo in network namespaces
+//	bond-appliance version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bond-appliance/bond-appliance/appliance"
+	"github.com/bond-appliance/bond-appliance/appliance/config"
+	"github.com/bond-appliance/bond-appliance/appliance/lab"
+)
+
+const defaultSocket = "/run/bond-appliance/control.sock"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  bond-appliance -c FILE [--check]          run the appliance (foreground), or only validate FILE
+  bond-appliance status [BOND] [--json] [--socket PATH | -c FILE]
+  bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
+  bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
+  bond-appliance version
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return cmdStatus(args[1:], stdout, stderr)
+		case "set":
+			return cmdSet(args[1:], stdout, stderr)
+		case "lab":
+			return cmdLab(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "bond-appliance", appliance.Version)
+			return 0
+		case "help", "-h", "--help":
+			usage(stdout)
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("bond-appliance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "configuration file (YAML)")
+	check := fs.Bool("check", false, "validate the configuration and exit without touching any interface")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		usage(stderr)
+		return 2
+	}
+	cfg, warnings, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "bond-appliance: %s: %v\n", *cfgPath, err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration OK (%d bond(s))\n", *cfgPath, len(cfg.Bonds))
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := appliance.Start(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "bond-appliance: %v\n", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "reason", context.Cause(ctx))
+	if err := a.Close(); err != nil {
+		fmt.Fprintf(stderr, "bond-appliance: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// socketFlags adds --socket and -c to a client command.
+func socketFlags(fs *flag.FlagSet) func() (string, error) {
+	sock := fs.String("socket", "", "control socket path (default: from -c FILE, else "+defaultSocket+")")
+	cfgPath := fs.String("c", "", "configuration file to read control.socket from")
+	return func() (string, error) {
+		if *sock != "" {
+			return *sock, nil
+		}
+		if *cfgPath != "" {
+			cfg, _, err := config.Load(*cfgPath)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", *cfgPath, err)
+			}
+			return cfg.Control.Socket, nil
+		}
+		return defaultSocket, nil
+	}
+}
+
+// parseInterleaved parses flags that may come before or after positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	sockFn := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 1 {
+		fmt.Fprintln(stderr, "status: at most one BOND")
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	req := appliance.Request{Cmd: "status"}
+	if len(pos) == 1 {
+		req.Bond = pos[0]
+	}
+	resp, err := appliance.Call(sock, req)
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintln(stderr, "status:", resp.Error)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(resp.Status)
+		return 0
+	}
+	fmt.Fprint(stdout, appliance.FormatText(resp.Status))
+	return 0
+}
+
+func cmdSet(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("set", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sockFn := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 3 && !(len(pos) == 2 && pos[1] == "active_slave") {
+		fmt.Fprintln(stderr, "usage: bond-appliance set BOND OPTION VALUE")
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "set:", err)
+		return 1
+	}
+	val := ""
+	if len(pos) == 3 {
+		val = pos[2]
+	}
+	resp, err := appliance.Call(sock, appliance.Request{Cmd: "set", Bond: pos[0], Option: pos[1], Value: val})
+	if err != nil {
+		fmt.Fprintln(stderr, "set:", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintln(stderr, "set:", resp.Error)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s = %q\n", pos[0], pos[1], val)
+	return 0
+}
+
+func cmdLab(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", "active-backup", "bonding mode of the lab bond")
+	secs := fs.Int("seconds", 3, "iperf3 duration")
+	hostDev := fs.String("host-device", "veth", "veth or tap")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "lab:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = lab.Run(ctx, lab.Options{Binary: exe, Mode: *mode, Seconds: *secs, HostDevice: *hostDev, Out: stdout})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "lab: interrupted; everything removed")
+			return 130
+		}
+		fmt.Fprintln(stderr, "lab:", err)
+		return 1
+	}
+	return 0
+}
