@@ -97,15 +97,16 @@ func preflight(cfg *config.Config) error {
 
 // Start brings the configuration up. On error everything already changed is
 // restored.
-func Start(cfg *config.Config, log *slog.Logger) (a *Appliance, err error) {
+func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 	if err := preflight(cfg); err != nil {
 		return nil, err
 	}
-	a = &Appliance{cfg: cfg, log: log, started: time.Now(), ctrlStop: make(chan struct{}), ctrlDone: make(chan struct{})}
+	a := &Appliance{cfg: cfg, log: log, started: time.Now(), ctrlStop: make(chan struct{}), ctrlDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			a.teardown()
-			a = nil
+			if terr := a.teardown(); terr != nil {
+				log.Error("restore after failed start", "err", terr)
+			}
 		}
 	}()
 	dp := cfg.Dataplane

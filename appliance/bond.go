@@ -63,13 +63,13 @@ type bond struct {
 	lanes  []*lane.Bond
 	events []string
 
-	mu      sync.Mutex
-	members []*member
-	active  int // active member index, -1 none
-	carrier bool
-	snap    *lane.Snapshot
+	mu        sync.Mutex
+	members   []*member
+	active    int // active member index, -1 none
+	carrier   bool
+	snap      *lane.Snapshot
 	onCarrier func(up bool)
-	log     func(msg string, args ...any)
+	log       func(msg string, args ...any)
 }
 
 // usable reports whether a member may carry traffic (MII up).

@@ -24,9 +24,9 @@ type Options struct {
 func Run(ctx context.Context, o Options) (err error) {
 	w := o.Out
 	say := func(f string, a ...any) { fmt.Fprintf(w, "==> "+f+"\n", a...) }
-	for _, tool := range []string{"ip", "bridge", "ping", "iperf3"} {
+	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install iproute2 iputils-ping iperf3)", tool)
+			return fmt.Errorf("%s not found (apt-get install iproute2 iputils-ping iperf3 ethtool)", tool)
 		}
 	}
 	say("building namespaces: gateway box with members m0,m1; peer with p0,p1 in an isolated-port bridge")

@@ -45,8 +45,8 @@ func UniqueID() string {
 	return fmt.Sprintf("%x%x", os.Getpid()&0xffff, seq.Add(1))
 }
 
-// Run runs a command, returning its combined output in the error.
-func Run(ctx context.Context, name string, args ...string) (string, error) {
+// Sh runs a command, returning its combined output in the error.
+func Sh(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -68,7 +68,7 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 		}
 	}()
 	sh := func(args ...string) error {
-		_, err := Run(ctx, args[0], args[1:]...)
+		_, err := Sh(ctx, args[0], args[1:]...)
 		return err
 	}
 	for _, ns := range []string{t.GW, t.Peer} {
@@ -102,6 +102,11 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 		if err := sh("ip", "-n", t.Peer, "link", "set", p, "up"); err != nil {
 			return nil, err
 		}
+		// A veth hands partial checksums (and TSO segments) to its peer; a
+		// real wire never does. Make the peer side behave like a switch port.
+		if err := sh("ip", "netns", "exec", t.Peer, "ethtool", "-K", p, "tx", "off", "tso", "off", "gso", "off", "sg", "off"); err != nil {
+			return nil, err
+		}
 		t.Members = append(t.Members, m)
 		t.Ports = append(t.Ports, p)
 	}
@@ -116,12 +121,12 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 
 // InGW runs a command in the gateway namespace.
 func (t *Topo) InGW(ctx context.Context, args ...string) (string, error) {
-	return Run(ctx, "ip", append([]string{"netns", "exec", t.GW}, args...)...)
+	return Sh(ctx, "ip", append([]string{"netns", "exec", t.GW}, args...)...)
 }
 
 // InPeer runs a command in the peer namespace.
 func (t *Topo) InPeer(ctx context.Context, args ...string) (string, error) {
-	return Run(ctx, "ip", append([]string{"netns", "exec", t.Peer}, args...)...)
+	return Sh(ctx, "ip", append([]string{"netns", "exec", t.Peer}, args...)...)
 }
 
 // SetPort sets a peer-side port up or down (the member loses carrier).
@@ -130,7 +135,7 @@ func (t *Topo) SetPort(ctx context.Context, i int, up bool) error {
 	if up {
 		st = "up"
 	}
-	_, err := Run(ctx, "ip", "-n", t.Peer, "link", "set", t.Ports[i], st)
+	_, err := Sh(ctx, "ip", "-n", t.Peer, "link", "set", t.Ports[i], st)
 	return err
 }
 
@@ -139,7 +144,7 @@ func (t *Topo) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, ns := range []string{t.GW, t.Peer} {
-		_, _ = Run(ctx, "ip", "netns", "pids", ns) // nothing to do with them: the appliance is stopped first
-		_, _ = Run(ctx, "ip", "netns", "del", ns)
+		_, _ = Sh(ctx, "ip", "netns", "pids", ns) // nothing to do with them: the appliance is stopped first
+		_, _ = Sh(ctx, "ip", "netns", "del", ns)
 	}
 }

@@ -42,13 +42,13 @@ type Kicker interface {
 
 // Port is one AF_XDP socket of the lane.
 type Port struct {
-	Name  string
-	FD    int // for poll in adaptive mode; -1 when simulated
-	RX    *rings.RX
-	TX    *rings.TX
-	Fill  *rings.Fill
-	Comp  *rings.Completion
-	Kick  Kicker
+	Name string
+	FD   int // for poll in adaptive mode; -1 when simulated
+	RX   *rings.RX
+	TX   *rings.TX
+	Fill *rings.Fill
+	Comp *rings.Completion
+	Kick Kicker
 	// Tap marks a TAP host device served with read(2)/write(2) on FD
 	// instead of AF_XDP rings (one system call per frame: TAP has no
 	// batched interface; veth is the fast host device).

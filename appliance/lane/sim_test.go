@@ -24,8 +24,8 @@ func newSimRing(size uint32, elem uintptr) *simRing {
 }
 
 func (r *simRing) u32(off uintptr) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
-func (r *simRing) prod() *uint32          { return r.u32(0) }
-func (r *simRing) cons() *uint32          { return r.u32(64) }
+func (r *simRing) prod() *uint32           { return r.u32(0) }
+func (r *simRing) cons() *uint32           { return r.u32(64) }
 func (r *simRing) addr(i uint32) *uint64 {
 	return (*uint64)(unsafe.Pointer(&r.mem[192+uintptr(i&(r.size-1))*8]))
 }

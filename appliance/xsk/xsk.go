@@ -51,20 +51,14 @@ func setInt(fd, opt int, v uint32) error {
 	return unix.SetsockoptInt(fd, unix.SOL_XDP, opt, int(v))
 }
 
-func mmapOffsets(fd int) (unix.XDPMmapOffsets, error) {
-	var off unix.XDPMmapOffsets
-	l := uint32(unsafe.Sizeof(off))
-	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
-		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&l)), 0)
-	if e != 0 {
-		return off, e
-	}
-	return off, nil
-}
-
 // Open creates a socket on (ifindex, queue). When shared is nil the socket
 // registers u; otherwise it binds with XDP_SHARED_UMEM to shared's UMEM.
 func Open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket) (*Socket, error) {
+	if shared != nil {
+		// A socket sharing a UMEM may not pass mode flags: it inherits
+		// zero-copy or copy and need_wakeup from the socket owning the UMEM.
+		return open(u, ifindex, queue, opt, shared, 0)
+	}
 	switch opt.Bind {
 	case BindZeroCopy:
 		return open(u, ifindex, queue, opt, shared, unix.XDP_ZEROCOPY)
@@ -83,12 +77,12 @@ func Open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket) (*Socke
 	}
 }
 
-func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode uint16) (s *Socket, err error) {
+func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode uint16) (_ *Socket, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_XDP socket: %w", err)
 	}
-	s = &Socket{FD: fd, Ifindex: ifindex, Queue: queue}
+	s := &Socket{FD: fd, Ifindex: ifindex, Queue: queue}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -108,7 +102,7 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 			return nil, fmt.Errorf("set %s ring size %d: %w", o.name, n, err)
 		}
 	}
-	off, err := mmapOffsets(fd)
+	off, err := rings.MmapOffsets(fd)
 	if err != nil {
 		return nil, fmt.Errorf("XDP_MMAP_OFFSETS: %w", err)
 	}
@@ -126,17 +120,20 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 	}
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
 	if shared != nil {
-		sa.Flags |= unix.XDP_SHARED_UMEM
+		sa.Flags = unix.XDP_SHARED_UMEM
 		sa.SharedUmemFD = uint32(shared.FD)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		m := "copy"
-		if mode == unix.XDP_ZEROCOPY {
+		switch {
+		case shared != nil:
+			m = "shared UMEM"
+		case mode == unix.XDP_ZEROCOPY:
 			m = "zero-copy"
 		}
 		return nil, fmt.Errorf("bind ifindex %d queue %d (%s): %w", ifindex, queue, m, err)
 	}
-	s.ZeroCopy = mode == unix.XDP_ZEROCOPY
+	s.ZeroCopy = mode == unix.XDP_ZEROCOPY || (shared != nil && shared.ZeroCopy)
 	return s, nil
 }
 
