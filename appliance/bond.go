@@ -63,9 +63,13 @@ type bond struct {
 	lanes  []*lane.Bond
 	events []string
 
-	mu        sync.Mutex
-	members   []*member
-	active    int // active member index, -1 none
+	mu      sync.Mutex
+	members []*member
+	active  int // active member index, -1 none
+	// manual is set by a runtime active_slave request: as in bonding, the
+	// chosen slave stays active (primary reselection waits) until the next
+	// link state change.
+	manual    bool
 	carrier   bool
 	snap      *lane.Snapshot
 	onCarrier func(up bool)
@@ -114,6 +118,9 @@ func (b *bond) updateLink(m *member, carrier bool, now time.Time) bool {
 			m.state, m.since = linkUp, now
 		}
 	}
+	if m.state != old {
+		b.manual = false
+	}
 	if m.state != old && b.log != nil {
 		b.log("slave link state", "bond", b.cfg.Name, "slave", m.name, "from", old.String(), "to", m.state.String())
 	}
@@ -143,7 +150,7 @@ func (b *bond) selectActive() {
 				}
 			}
 		}
-	case prim != nil && prim != cur:
+	case prim != nil && prim != cur && !b.manual:
 		switch b.cfg.PrimaryReselect {
 		case 0: // always
 			pick = prim
@@ -175,6 +182,7 @@ func (b *bond) setActive(name string) bool {
 	for _, m := range b.members {
 		if m.name == name && m.usable() {
 			b.active = m.idx
+			b.manual = true
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ var applianceBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
+		flag.Parse()
 		if os.Geteuid() == 0 && !testing.Short() {
 			dir, err := os.MkdirTemp("", "ba-bin-")
 			if err != nil {
