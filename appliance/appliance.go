@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -528,5 +527,3 @@ func (a *Appliance) teardown() error {
 	a.lanes, a.attach, a.sockets, a.progs, a.taps, a.umems = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
-
-var _ = net.HardwareAddr{}

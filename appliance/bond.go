@@ -52,16 +52,15 @@ type member struct {
 // bond is one bond's runtime state. mu guards everything below it; the data
 // path never takes it: it reads the published lane.Snapshot.
 type bond struct {
-	idx    int
-	cfg    config.Bond
-	mode   policy.Mode
-	hash   policy.HashPolicy
-	mac    net.HardwareAddr
-	mtu    int
-	host   string // host-side device (carries the bond's name)
-	dp     string // appliance side of the host veth, "" for tap
-	lanes  []*lane.Bond
-	events []string
+	idx   int
+	cfg   config.Bond
+	mode  policy.Mode
+	hash  policy.HashPolicy
+	mac   net.HardwareAddr
+	mtu   int
+	host  string // host-side device (carries the bond's name)
+	dp    string // appliance side of the host veth, "" for tap
+	lanes []*lane.Bond
 
 	mu      sync.Mutex
 	members []*member

@@ -471,3 +471,45 @@ func TestIntegrationRefusals(t *testing.T) {
 		t.Fatalf("second appliance on the same members: err %v\n%s", err, out)
 	}
 }
+
+// TestIntegrationHostCarrier: the host device loses carrier when no member
+// can carry traffic and regains it when one comes back.
+func TestIntegrationHostCarrier(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100"}})
+	e.waitUp()
+	hostCarrier := func() string {
+		out, err := e.topo.InGW(e.ctx, "cat", "/sys/class/net/"+BondName+"/carrier")
+		if err != nil {
+			return "0" // reading carrier of a down-lower device fails with EINVAL
+		}
+		return strings.TrimSpace(out)
+	}
+	wait := func(want string) {
+		deadline := time.Now().Add(3 * time.Second)
+		for hostCarrier() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("host device carrier %q, want %q; status %+v", hostCarrier(), want, e.status())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("1")
+	for i := range e.topo.Ports {
+		if err := e.topo.SetPort(e.ctx, i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait("0")
+	if s := e.status(); s.MIIStatus != "down" {
+		t.Fatalf("bond MII Status %q with every member down", s.MIIStatus)
+	}
+	if err := e.topo.SetPort(e.ctx, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	wait("1")
+	peer, _ := net.ParseMAC(PeerMAC)
+	per := e.hostToPeer(flowFrames(peer, e.bondMAC(), 8, 10))
+	if len(per[1]) < 75 || len(per[0]) != 0 {
+		t.Fatalf("after recovery of m1 only: m0 %d m1 %d of 80", len(per[0]), len(per[1]))
+	}
+}

@@ -121,13 +121,9 @@ func ethtoolIoctl(name string, data unsafe.Pointer) error {
 const (
 	ethtoolGChannels = 0x3c
 	ethtoolSChannels = 0x3d
-	ethtoolGTxCsum   = 0x16
 	ethtoolSTxCsum   = 0x17
-	ethtoolGSG       = 0x18
 	ethtoolSSG       = 0x19
-	ethtoolGTSO      = 0x1e
 	ethtoolSTSO      = 0x1f
-	ethtoolGGSO      = 0x23
 	ethtoolSGSO      = 0x24
 )
 
@@ -150,12 +146,6 @@ func SetChannels(name string, ch Channels) error {
 }
 
 type ethtoolValue struct{ Cmd, Data uint32 }
-
-func getValue(name string, cmd uint32) (uint32, error) {
-	v := ethtoolValue{Cmd: cmd}
-	err := ethtoolIoctl(name, unsafe.Pointer(&v))
-	return v.Data, err
-}
 
 func setValue(name string, cmd, val uint32) error {
 	v := ethtoolValue{Cmd: cmd, Data: val}
