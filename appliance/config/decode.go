@@ -30,14 +30,16 @@ func Load(path string) (*Config, []string, error) {
 // the keys are then checked on the YAML node tree, because viper folds
 // keys to lower case and the file's keys are case-sensitive.
 func Parse(data []byte) (*Config, []string, error) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, nil, fmt.Errorf("config is not valid YAML: %s", oneLine(err.Error()))
-	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("config is not valid YAML: %s", oneLine(err.Error()))
+		return nil, nil, notYAML(err)
+	}
+	if len(doc.Content) > 0 && resolve(doc.Content[0]).Kind == yaml.MappingNode {
+		v := viper.New()
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return nil, nil, notYAML(err)
+		}
 	}
 	d := &decoder{cfg: Defaults(), broken: map[string]bool{}}
 	d.document(&doc)
@@ -53,7 +55,13 @@ func Parse(data []byte) (*Config, []string, error) {
 	return d.cfg, warns, nil
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func notYAML(err error) error {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	s = strings.TrimPrefix(s, "While parsing config: ")
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors: ")
+	return fmt.Errorf("config is not valid YAML: %s", s)
+}
 
 type decoder struct {
 	cfg    *Config
@@ -114,7 +122,7 @@ func (d *decoder) document(doc *yaml.Node) {
 		d.errorf("", "bonds: at least one bond is required")
 	}
 	if !dataplane["queues"] {
-		d.cfg.Dataplane.Queues = len(d.cfg.Dataplane.Cores)
+		d.cfg.Dataplane.Queues = max(1, len(d.cfg.Dataplane.Cores))
 	}
 }
 
@@ -383,6 +391,9 @@ func suggest(key string, candidates []string) string {
 		limit := 2
 		if len(c) >= 10 {
 			limit = 3
+		}
+		if len(key) >= 4 && (strings.HasPrefix(c, key) || strings.HasPrefix(key, c)) {
+			d = min(d, limit)
 		}
 		if d <= limit && (bestD < 0 || d < bestD) {
 			best, bestD = c, d

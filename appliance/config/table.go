@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 )
 
 // Value tables of the bonding driver (drivers/net/bonding/bond_options.c),
@@ -193,6 +194,31 @@ func checkSocket(v any) error {
 	return nil
 }
 
+func checkCores(v any) error {
+	l := v.([]int)
+	if len(l) == 0 {
+		return fmt.Errorf("at least one CPU is required (allowed 0..%d)", MaxCPU)
+	}
+	return checkUnique(l, "duplicate CPU %d (allowed: each CPU once)")
+}
+
+func checkVLANs(v any) error {
+	return checkUnique(v.([]int), "duplicate VLAN id %d (allowed: each id once)")
+}
+
+func checkUnique[T comparable](l []T, format string) error {
+	for i, x := range l {
+		if slices.Contains(l[:i], x) {
+			return fmt.Errorf(format, x)
+		}
+	}
+	return nil
+}
+
+func checkNSTargets(v any) error {
+	return checkUnique(v.([]netip.Addr), "NS target %s is already present (allowed: each address once)")
+}
+
 func checkBondMAC(v any) error {
 	m := v.(net.HardwareAddr)
 	if m != nil && [6]byte(m) == [6]byte{} {
@@ -205,7 +231,7 @@ func checkBondMAC(v any) error {
 var table = []Option{
 	// dataplane
 	cfgField(SectionDataplane, Option{Name: "cores", Kind: KindIntList, Min: 0, Max: MaxCPU,
-		DefaultDoc: "[last CPU]", Flags: FlagExtension | FlagStartup,
+		DefaultDoc: "[last CPU]", Flags: FlagExtension | FlagStartup, check: checkCores,
 		Desc: "CPU ids that run a busy-polling lane each; at least one, no duplicates."},
 		func(c *Config) *[]int { return &c.Dataplane.Cores }),
 	cfgField(SectionDataplane, Option{Name: "queues", Kind: KindInt, Min: 1, Max: 256,
@@ -288,8 +314,8 @@ var table = []Option{
 		Desc:  "MTU of the bond; frames must fit dataplane.frame_size (at most frame_size - 274)."},
 		func(b *Bond) *int { return &b.MTU }),
 	bondField(Option{Name: "vlans", Kind: KindIntList, Min: 1, Max: 4094,
-		Flags: FlagExtension | FlagStartup,
-		Desc:  "VLAN ids above the bond that get tagged copies of peer notifications; no duplicates."},
+		Flags: FlagExtension | FlagStartup, check: checkVLANs,
+		Desc: "VLAN ids above the bond that get tagged copies of peer notifications; no duplicates."},
 		func(b *Bond) *[]int { return &b.VLANs }),
 	bondField(Option{Name: "force", Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension | FlagStartup,
@@ -302,7 +328,7 @@ var table = []Option{
 		func(b *Bond) *string { return &b.ActiveSlave }),
 	bondField(Option{Name: "ad_actor_sys_prio", Kind: KindInt, Values: adActorSysPrioValues, Min: 1, Max: 65535,
 		Default: "65535", Modes: lacpModes,
-		Desc:    "802.3ad actor system priority sent in LACPDUs."},
+		Desc: "802.3ad actor system priority sent in LACPDUs."},
 		func(b *Bond) *int { return &b.ADActorSysPrio }),
 	bondField(Option{Name: "ad_actor_system", Kind: KindMAC, Default: "00:00:00:00:00:00", Modes: lacpModes,
 		Flags: FlagRawVal,
@@ -314,7 +340,7 @@ var table = []Option{
 		func(b *Bond) *int { return &b.ADSelect }),
 	bondField(Option{Name: "ad_user_port_key", Kind: KindInt, Values: adUserPortKeyValues, Min: 0, Max: 1023,
 		Default: "0", Modes: lacpModes, Flags: FlagIfDown,
-		Desc:    "Upper 10 bits of the 802.3ad port key."},
+		Desc: "Upper 10 bits of the 802.3ad port key."},
 		func(b *Bond) *int { return &b.ADUserPortKey }),
 	bondField(Option{Name: "all_slaves_active", Kind: KindBool, Values: allSlavesActiveValues, Default: "off",
 		Desc: "Deliver duplicate frames received on inactive slaves (1) instead of dropping them (0)."},
@@ -326,7 +352,8 @@ var table = []Option{
 		Desc: "IPv4 addresses the ARP monitor probes."},
 		func(b *Bond) *[]netip.Addr { return &b.ArpIPTargets }),
 	bondField(Option{Name: "ns_ip6_target", Kind: KindIPv6List, MaxItems: MaxNSTargets, Flags: FlagRawVal,
-		Desc: "IPv6 addresses the ARP monitor probes with Neighbor Solicitations."},
+		check: checkNSTargets,
+		Desc:  "IPv6 addresses the ARP monitor probes with Neighbor Solicitations."},
 		func(b *Bond) *[]netip.Addr { return &b.NSIP6Targets }),
 	bondField(Option{Name: "arp_validate", Kind: KindEnum, Values: arpValidateValues, Default: "none", Modes: arpModes,
 		Desc: "Which slaves must see valid ARP traffic to count as up, or only count ARP traffic (filter); needs arp_interval."},
@@ -336,7 +363,7 @@ var table = []Option{
 		func(b *Bond) *int { return &b.ArpAllTargets }),
 	bondField(Option{Name: "arp_missed_max", Kind: KindInt, Values: missedMaxValues, Min: 1, Max: 255,
 		Default: "2", Modes: arpModes,
-		Desc:    "ARP monitor intervals that may pass without traffic before a slave is marked down."},
+		Desc: "ARP monitor intervals that may pass without traffic before a slave is marked down."},
 		func(b *Bond) *int { return &b.ArpMissedMax }),
 	bondField(Option{Name: "broadcast_neighbor", Kind: KindBool, Values: broadcastNeighValues, Default: "off",
 		Modes: lacpModes,
@@ -344,7 +371,7 @@ var table = []Option{
 		func(b *Bond) *bool { return &b.BroadcastNeighbor }),
 	bondField(Option{Name: "coupled_control", Kind: KindBool, Values: coupledControlValues, Default: "on",
 		Modes: lacpModes, Flags: FlagIfDown,
-		Desc:  "802.3ad: one mux state for collecting and distributing (1), or separate states (0)."},
+		Desc: "802.3ad: one mux state for collecting and distributing (1), or separate states (0)."},
 		func(b *Bond) *bool { return &b.CoupledControl }),
 	bondField(intMax(Option{Name: "downdelay", Default: "0",
 		Desc: "Milliseconds a link must stay down before its slave is disabled; rounded down to a multiple of miimon."}),
@@ -355,11 +382,11 @@ var table = []Option{
 		func(b *Bond) *int { return &b.FailOverMAC }),
 	bondField(Option{Name: "lacp_active", Kind: KindBool, Values: lacpActiveValues, Default: "on",
 		Modes: lacpModes, Flags: FlagIfDown,
-		Desc:  "802.3ad: send LACPDUs periodically (on) or only when the partner does (off)."},
+		Desc: "802.3ad: send LACPDUs periodically (on) or only when the partner does (off)."},
 		func(b *Bond) *bool { return &b.LACPActive }),
 	bondField(Option{Name: "lacp_rate", Kind: KindEnum, Values: lacpRateValues, Default: "slow",
 		Modes: lacpModes, Flags: FlagIfDown,
-		Desc:  "LACPDU rate asked of the 802.3ad partner: every 30 seconds (slow) or every second (fast)."},
+		Desc: "LACPDU rate asked of the 802.3ad partner: every 30 seconds (slow) or every second (fast)."},
 		func(b *Bond) *int { return &b.LACPRate }),
 	bondField(intMax(Option{Name: "miimon", DefaultDoc: "100 if arp_interval is 0, else 0",
 		Desc: "Link (carrier) monitoring interval in milliseconds; 0 disables it."}),
@@ -389,7 +416,7 @@ var table = []Option{
 		func(b *Bond) *int { return &b.PrimaryReselect }),
 	bondField(Option{Name: "tlb_dynamic_lb", Kind: KindBool, Values: tlbDynamicLBValues, Default: "on",
 		Modes: tlbModes, Flags: FlagIfDown,
-		Desc:  "Rebalance flows by load (1) or place them by the transmit hash only (0)."},
+		Desc: "Rebalance flows by load (1) or place them by the transmit hash only (0)."},
 		func(b *Bond) *bool { return &b.TLBDynamicLB }),
 	bondField(intMax(Option{Name: "updelay", Default: "0",
 		Desc: "Milliseconds a link must stay up before its slave is used; rounded down to a multiple of miimon."}),
@@ -415,14 +442,14 @@ var table = []Option{
 		func(s *Slave) *string { return &s.Name }),
 	slaveField(Option{Name: "prio", Kind: KindInt, Min: math.MinInt32, Max: math.MaxInt32, Default: "0",
 		Modes: primaryModes, Flags: FlagRawVal,
-		Desc:  "Failover priority of the slave (higher is preferred) when no primary is set."},
+		Desc: "Failover priority of the slave (higher is preferred) when no primary is set."},
 		func(s *Slave) *int { return &s.Prio }),
 	slaveField(Option{Name: "queue_id", Kind: KindInt, Min: 0, Max: 65535, Default: "0", Flags: FlagRawVal,
 		Desc: "Host-device queue whose frames this slave transmits (0: none); at most dataplane.queues, unique within the bond."},
 		func(s *Slave) *int { return &s.QueueID }),
 	slaveField(Option{Name: "actor_port_prio", Kind: KindInt, Values: actorPortPrioValues, Min: 0, Max: 65535,
 		Default: "255", Modes: lacpModes,
-		Desc:    "802.3ad actor port priority of the slave (used by ad_select actor_port_prio)."},
+		Desc: "802.3ad actor port priority of the slave (used by ad_select actor_port_prio)."},
 		func(s *Slave) *int { return &s.ActorPortPrio }),
 }
 

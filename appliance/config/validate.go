@@ -94,16 +94,6 @@ func (v *validator) dataplane() {
 	if v.generic(SectionDataplane, "dataplane", "dataplane.", func(o Option) any { return o.get(c, nil, nil) }) > 0 {
 		return
 	}
-	if !c.bad("dataplane.cores") {
-		if len(dp.Cores) == 0 {
-			v.errorf("dataplane.cores: at least one CPU is required (allowed 0..%d)", MaxCPU)
-		}
-		for i, cpu := range dp.Cores {
-			if slices.Contains(dp.Cores[:i], cpu) {
-				v.errorf("dataplane.cores: duplicate CPU %d (allowed: each CPU once)", cpu)
-			}
-		}
-	}
 	if len(dp.Cores) > 0 && dp.Queues < len(dp.Cores) && !c.bad("dataplane.cores", "dataplane.queues") {
 		v.errorf("dataplane.queues: %d is less than the number of dataplane.cores (%d) (allowed %d..256)",
 			dp.Queues, len(dp.Cores), len(dp.Cores))
@@ -133,6 +123,14 @@ func (s *Slave) isSet(o Option) bool {
 		return false
 	}
 	return o.Format(o.get(nil, nil, s)) != o.Format(o.defaultValue())
+}
+
+// show renders a value for a message, "" when it is empty.
+func show(o Option, v any) string {
+	if s := o.Format(v); s != "" {
+		return s
+	}
+	return `""`
 }
 
 // modeLabel renders a mode as bonding does in "not supported in mode
@@ -181,7 +179,7 @@ func (v *validator) bond(i int) {
 			continue
 		}
 		v.errorf("%s: %s: %s is not supported in mode %s (mode dependency failed; %s is supported in modes: %s)",
-			where, o.Name, o.Format(o.get(nil, b, nil)), modeLabel(b.Mode), o.Name, o.Modes)
+			where, o.Name, show(o, o.get(nil, b, nil)), modeLabel(b.Mode), o.Name, o.Modes)
 		if o.hasStaticDefault() {
 			o.set(nil, b, nil, o.defaultValue())
 		}
@@ -240,11 +238,6 @@ func (v *validator) bond(i int) {
 	if len(targets) != len(b.ArpIPTargets) {
 		b.ArpIPTargets = targets
 	}
-	for j, a := range b.NSIP6Targets {
-		if slices.Contains(b.NSIP6Targets[:j], a) {
-			v.errorf("%s: ns_ip6_target: NS target %s is already present (allowed: each address once)", where, a)
-		}
-	}
 	if b.ArpInterval != 0 && len(b.ArpIPTargets) == 0 && len(b.NSIP6Targets) == 0 {
 		v.warnf("%s: Warning: arp_interval module parameter (%d) specified without providing an arp_ip_target parameter, arp_interval was reset to 0", w, b.ArpInterval)
 		b.ArpInterval = 0
@@ -284,11 +277,6 @@ func (v *validator) bond(i int) {
 	if b.MTU > MaxMTU(c.Dataplane.FrameSize) && !bad("mtu") && !c.bad("dataplane.frame_size") {
 		v.errorf("%s: mtu: %d does not fit dataplane.frame_size %d (allowed at most %d = frame_size - %d XDP headroom - %d Ethernet and VLAN header)",
 			where, b.MTU, c.Dataplane.FrameSize, MaxMTU(c.Dataplane.FrameSize), XDPHeadroom, MaxL2Header)
-	}
-	for j, id := range b.VLANs {
-		if slices.Contains(b.VLANs[:j], id) {
-			v.errorf("%s: vlans: duplicate VLAN id %d (allowed: each id once)", where, id)
-		}
 	}
 }
 
@@ -337,7 +325,7 @@ func (v *validator) slaves(scope, where string, b *Bond) {
 				continue
 			}
 			v.errorf("%s: %s: %s is not supported in mode %s (mode dependency failed; %s is supported in modes: %s)",
-				sw, o.Name, o.Format(o.get(nil, nil, s)), modeLabel(b.Mode), o.Name, o.Modes)
+				sw, o.Name, show(o, o.get(nil, nil, s)), modeLabel(b.Mode), o.Name, o.Modes)
 		}
 	}
 }

@@ -1,0 +1,293 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// OVS is a private Open vSwitch instance (its own ovsdb-server and
+// ovs-vswitchd, userspace "netdev" datapath) running in the peer namespace
+// with a bond "lag" over the peer ports: a real, independent IEEE 802.1AX
+// LACP partner (Open vSwitch's lib/lacp.c). The system Open vSwitch service
+// is neither used nor touched.
+type OVS struct {
+	Dir     string
+	NS      string
+	Members []string
+}
+
+// OVSOptions configure the partner.
+type OVSOptions struct {
+	LACPTime string // fast (default) | slow
+	LACPMode string // active (default) | passive
+	SysID    string // other_config:lacp-system-id
+	SysPrio  int
+	Key      int            // other_config:lacp-aggregation-key on every member (0: default)
+	Keys     map[string]int // per-member keys (overrides Key)
+	IP       string         // address with prefix on the bridge port
+	BondMode string         // balance-tcp (default) | balance-slb | active-backup
+}
+
+// StartOVS starts the partner in namespace ns on members (existing links there).
+func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (ovs *OVS, err error) {
+	if o.LACPTime == "" {
+		o.LACPTime = "fast"
+	}
+	if o.LACPMode == "" {
+		o.LACPMode = "active"
+	}
+	if o.BondMode == "" {
+		o.BondMode = "balance-tcp"
+	}
+	dir, err := os.MkdirTemp("/run", "ba-ovs-")
+	if err != nil {
+		return nil, err
+	}
+	ovs = &OVS{Dir: dir, NS: ns, Members: members}
+	defer func() {
+		if err != nil {
+			if ovs != nil {
+				err = fmt.Errorf("%w\n%s", err, ovs.Log(30))
+			}
+			ovs.Close()
+		}
+	}()
+	sh := func(args ...string) error { _, err := Sh(ctx, args[0], args[1:]...); return err }
+	db := filepath.Join(dir, "conf.db")
+	if err := sh("ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"); err != nil {
+		return ovs, err
+	}
+	if err := sh("ovsdb-server", db, "--remote=punix:"+dir+"/db.sock", "--pidfile="+dir+"/ovsdb-server.pid",
+		"--unixctl="+dir+"/ovsdb-server.ctl", "-vconsole:off", "-vsyslog:off", "--log-file="+dir+"/ovsdb-server.log",
+		"--detach", "--no-chdir"); err != nil {
+		return ovs, err
+	}
+	if err := ovs.vsctl(ctx, "--no-wait", "init"); err != nil {
+		return ovs, err
+	}
+	if err := sh("ip", "netns", "exec", ns, "env", "OVS_RUNDIR="+dir, "OVS_LOGDIR="+dir, "ovs-vswitchd",
+		"unix:"+dir+"/db.sock", "--pidfile="+dir+"/ovs-vswitchd.pid", "--unixctl="+dir+"/ovs-vswitchd.ctl",
+		"-vconsole:off", "-vsyslog:off", "--log-file="+dir+"/ovs-vswitchd.log", "-vfile:info", "-vfile:lacp:dbg",
+		"--detach", "--no-chdir"); err != nil {
+		return ovs, err
+	}
+	args := []string{"add-br", "lpbr", "--", "set", "bridge", "lpbr", "datapath_type=netdev", "--", "add-bond", "lpbr", "lag"}
+	args = append(args, members...)
+	if err := ovs.vsctl(ctx, args...); err != nil {
+		return ovs, err
+	}
+	pc := []string{"set", "port", "lag", "lacp=" + o.LACPMode, "other_config:lacp-time=" + o.LACPTime, "bond_mode=" + o.BondMode}
+	if o.SysID != "" {
+		pc = append(pc, "other_config:lacp-system-id="+o.SysID)
+	}
+	if o.SysPrio != 0 {
+		pc = append(pc, fmt.Sprintf("other_config:lacp-system-priority=%d", o.SysPrio))
+	}
+	if err := ovs.vsctl(ctx, pc...); err != nil {
+		return ovs, err
+	}
+	for _, m := range members {
+		k := o.Key
+		if v, ok := o.Keys[m]; ok {
+			k = v
+		}
+		if k != 0 {
+			if err := ovs.vsctl(ctx, "set", "interface", m, fmt.Sprintf("other_config:lacp-aggregation-key=%d", k)); err != nil {
+				return ovs, err
+			}
+		}
+	}
+	if o.IP != "" {
+		if err := sh("ip", "-n", ns, "addr", "add", o.IP, "dev", "lpbr"); err != nil {
+			return ovs, err
+		}
+		if err := sh("ip", "-n", ns, "link", "set", "lpbr", "up"); err != nil {
+			return ovs, err
+		}
+	}
+	return ovs, nil
+}
+
+func (o *OVS) vsctl(ctx context.Context, args ...string) error {
+	_, err := Sh(ctx, "ovs-vsctl", append([]string{"--db=unix:" + o.Dir + "/db.sock", "--timeout=20"}, args...)...)
+	return err
+}
+
+// AppCtl runs ovs-appctl against the instance.
+func (o *OVS) AppCtl(ctx context.Context, args ...string) (string, error) {
+	return Sh(ctx, "ovs-appctl", append([]string{"-t", o.Dir + "/ovs-vswitchd.ctl"}, args...)...)
+}
+
+// Log returns the last n lines of ovs-vswitchd.log.
+func (o *OVS) Log(n int) string {
+	b, _ := os.ReadFile(filepath.Join(o.Dir, "ovs-vswitchd.log"))
+	return lastLines(string(b), n)
+}
+
+// Close stops both daemons and removes the state directory.
+func (o *OVS) Close() {
+	if o == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = o.AppCtl(ctx, "exit", "--cleanup")
+	_, _ = Sh(ctx, "ovs-appctl", "-t", o.Dir+"/ovsdb-server.ctl", "exit")
+	for _, p := range []string{"ovs-vswitchd.pid", "ovsdb-server.pid"} {
+		b, err := os.ReadFile(filepath.Join(o.Dir, p))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
+			if i == 20 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	os.RemoveAll(o.Dir)
+}
+
+// LACPMember is Open vSwitch's view of one member (lacp/show + bond/show).
+type LACPMember struct {
+	Name         string
+	Status       string // current | expired | defaulted
+	Attached     bool
+	Enabled      bool // bond/show: enabled for traffic
+	ActorState   uint8
+	PartnerSys   string
+	PartnerKey   int
+	PartnerPort  int
+	PartnerState uint8
+	PartnerPrio  int
+}
+
+// Ready is what the shared harness calls ready: enabled, partner known,
+// both sides in sync, collecting and distributing.
+func (m LACPMember) Ready() bool {
+	const csd = 0x08 | 0x10 | 0x20
+	return m.Enabled && m.PartnerSys != "00:00:00:00:00:00" && m.ActorState&csd == csd && m.PartnerState&csd == csd
+}
+
+func stateBits(s string) uint8 {
+	var v uint8
+	for _, w := range strings.Fields(s) {
+		switch w {
+		case "activity":
+			v |= 0x01
+		case "timeout":
+			v |= 0x02
+		case "aggregation":
+			v |= 0x04
+		case "synchronized":
+			v |= 0x08
+		case "collecting":
+			v |= 0x10
+		case "distributing":
+			v |= 0x20
+		case "defaulted":
+			v |= 0x40
+		case "expired":
+			v |= 0x80
+		}
+	}
+	return v
+}
+
+// Members reads lacp/show and bond/show.
+func (o *OVS) MembersState(ctx context.Context) (map[string]*LACPMember, error) {
+	out, err := o.AppCtl(ctx, "lacp/show", "lag")
+	if err != nil {
+		return nil, err
+	}
+	ms := map[string]*LACPMember{}
+	var cur *LACPMember
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "member: ") {
+			f := strings.Fields(line)
+			cur = &LACPMember{Name: strings.TrimSuffix(f[1], ":")}
+			if len(f) > 2 {
+				cur.Status = f[2]
+			}
+			cur.Attached = len(f) > 3 && f[3] == "attached"
+			ms[cur.Name] = cur
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "actor state":
+			cur.ActorState = stateBits(v)
+		case "partner state":
+			cur.PartnerState = stateBits(v)
+		case "partner sys_id":
+			cur.PartnerSys = v
+		case "partner key":
+			cur.PartnerKey, _ = strconv.Atoi(v)
+		case "partner port_id":
+			cur.PartnerPort, _ = strconv.Atoi(v)
+		case "partner port_priority":
+			cur.PartnerPrio, _ = strconv.Atoi(v)
+		}
+	}
+	if out, err := o.AppCtl(ctx, "bond/show", "lag"); err == nil {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "member ") {
+				f := strings.Fields(line)
+				if len(f) >= 3 {
+					if m := ms[strings.TrimSuffix(f[1], ":")]; m != nil {
+						m.Enabled = f[2] == "enabled"
+					}
+				}
+			}
+		}
+	}
+	return ms, nil
+}
+
+// WaitReady waits until want members are ready (or, with want < 0, until
+// none is), returning the elapsed time.
+func (o *OVS) WaitReady(ctx context.Context, want int, timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	for {
+		ms, err := o.MembersState(ctx)
+		n := 0
+		if err == nil {
+			for _, m := range ms {
+				if m.Ready() {
+					n++
+				}
+			}
+		}
+		if (want >= 0 && n >= want) || (want < 0 && n == 0 && err == nil) {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > timeout {
+			var b strings.Builder
+			for _, m := range ms {
+				fmt.Fprintf(&b, "%+v\n", *m)
+			}
+			return time.Since(t0), fmt.Errorf("partner: %d members ready after %v, want %d: %v\n%s", n, timeout, want, err, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
