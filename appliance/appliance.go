@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -60,8 +61,8 @@ func preflight(cfg *config.Config) error {
 	}
 	for _, b := range cfg.Bonds {
 		switch policy.Mode(b.Mode) {
-		case policy.IEEE8023AD, policy.BalanceTLB, policy.BalanceALB:
-			errs = append(errs, fmt.Errorf("bond %s: mode: %s is not available in this build (allowed now: balance-rr, active-backup, balance-xor, broadcast)", b.Name, policy.Mode(b.Mode)))
+		case policy.BalanceTLB, policy.BalanceALB:
+			errs = append(errs, fmt.Errorf("bond %s: mode: %s is not available in this build (allowed now: balance-rr, active-backup, balance-xor, broadcast, 802.3ad)", b.Name, policy.Mode(b.Mode)))
 		}
 		if len(b.Slaves) > lane.MaxMembers {
 			errs = append(errs, fmt.Errorf("bond %s: slaves: %d members, at most %d", b.Name, len(b.Slaves), lane.MaxMembers))
@@ -119,6 +120,18 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 	if err := a.buildLanes(); err != nil {
 		return nil, err
 	}
+	// Keep a processor free for control (LACP timers, link events) however
+	// many lanes spin: a locked, spinning lane holds its P.
+	if want := len(a.lanes) + 2; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+	for _, b := range a.bonds {
+		if b.mode == policy.IEEE8023AD {
+			if err := b.setupAD(a.lanes[0]); err != nil {
+				return nil, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
+			}
+		}
+	}
 	now := time.Now()
 	for _, b := range a.bonds {
 		b.mu.Lock()
@@ -133,6 +146,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 				m.since = now
 			}
 			m.speed, m.duplex, _ = netdev.LinkMode(m.name)
+			b.adLink(m)
 		}
 		if b.cfg.ActiveSlave != "" {
 			b.setActive(b.cfg.ActiveSlave)
@@ -369,6 +383,8 @@ func (a *Appliance) controlLoop() {
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	adTick := time.NewTicker(adTickPeriod)
+	defer adTick.Stop()
 	lastPoll := map[*bond]time.Time{}
 	for {
 		select {
@@ -376,6 +392,15 @@ func (a *Appliance) controlLoop() {
 			return
 		case u := <-updates:
 			a.onLinkUpdate(u)
+		case now := <-adTick.C:
+			a.drainCtrl()
+			for _, b := range a.bonds {
+				if b.ad != nil {
+					b.mu.Lock()
+					b.adTick(now)
+					b.mu.Unlock()
+				}
+			}
 		case now := <-tick.C:
 			for _, b := range a.bonds {
 				mi := time.Duration(b.cfg.Miimon) * time.Millisecond
@@ -449,12 +474,23 @@ func (a *Appliance) runDelays(b *bond, now time.Time) {
 	}
 }
 
-// drainCtrl consumes slow-protocol frames the lanes passed up. Without an
-// 802.3ad bond they are counted by the lanes and discarded here.
+// drainCtrl hands the slow-protocol frames the lanes passed up to the
+// bond's LACP; bonds not in 802.3ad discard them (they are counted by the
+// lanes).
 func (a *Appliance) drainCtrl() {
 	var f lane.CtrlFrame
 	for _, l := range a.lanes {
 		for l.ToCtrl.Pop(&f) {
+			if int(f.Bond) >= len(a.bonds) {
+				continue
+			}
+			b := a.bonds[f.Bond]
+			if b.ad == nil {
+				continue
+			}
+			b.mu.Lock()
+			b.adReceive(int(f.Member), f.Data[:f.Len])
+			b.mu.Unlock()
 		}
 	}
 }

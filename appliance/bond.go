@@ -71,6 +71,7 @@ type bond struct {
 	manual    bool
 	carrier   bool
 	snap      *lane.Snapshot
+	ad        *adState // 802.3ad only
 	onCarrier func(up bool)
 	log       func(msg string, args ...any)
 }
@@ -119,6 +120,7 @@ func (b *bond) updateLink(m *member, carrier bool, now time.Time) bool {
 	}
 	if m.state != old {
 		b.manual = false
+		b.adLink(m)
 	}
 	if m.state != old && b.log != nil {
 		b.log("slave link state", "bond", b.cfg.Name, "slave", m.name, "from", old.String(), "to", m.state.String())
@@ -192,6 +194,11 @@ func (b *bond) setActive(name string) bool {
 func (b *bond) rebuild() {
 	s := &lane.Snapshot{Mode: b.mode, Hash: b.hash, Active: -1, PacketsPerSlave: uint32(b.cfg.PacketsPerSlave)}
 	switch b.mode {
+	case policy.IEEE8023AD:
+		b.adSnapshot(s)
+		if len(s.TX) > 0 {
+			s.Active = s.TX[0]
+		}
 	case policy.ActiveBackup:
 		b.selectActive()
 		if b.active >= 0 {

@@ -39,6 +39,7 @@ type BondStatus struct {
 	HostDevice           string        `json:"host_device"`
 	Slaves               []SlaveStatus `json:"slaves"`
 	Host                 Counters      `json:"host_counters"`
+	AD                   *ADInfo       `json:"ad_info,omitempty"` // 802.3ad only
 }
 
 // SlaveStatus is one slave block.
@@ -52,6 +53,7 @@ type SlaveStatus struct {
 	QueueID          int      `json:"queue_id"`
 	Prio             int      `json:"prio"`
 	Counters         Counters `json:"counters"`
+	AD               *SlaveAD `json:"ad,omitempty"` // 802.3ad only
 }
 
 // Counters are packet counters summed over lanes (or of one port).
@@ -200,6 +202,9 @@ func (b *bond) status(hostDev string) BondStatus {
 		}
 		bs.Slaves = append(bs.Slaves, ss)
 	}
+	if b.ad != nil {
+		b.adStatus(&bs)
+	}
 	return bs
 }
 
@@ -238,6 +243,17 @@ func FormatText(st *Status) string {
 		if b.Mode == "balance-rr" {
 			fmt.Fprintf(&w, "Packets Per Slave: %d\n", b.PacketsPerSlave)
 		}
+		if ad := b.AD; ad != nil {
+			fmt.Fprintf(&w, "\n802.3ad info\nLACP active: %s\nLACP rate: %s\nMin links: %d\nAggregator selection policy (ad_select): %s\nSystem priority: %d\nSystem MAC address: %s\n",
+				ad.LACPActive, ad.LACPRate, ad.MinLinks, ad.ADSelect, ad.SystemPriority, ad.SystemMAC)
+			if a := ad.ActiveAggregator; a != nil {
+				fmt.Fprintf(&w, "Active Aggregator Info:\n\tAggregator ID: %d\n\tNumber of ports: %d\n\tActor Key: %d\n\tPartner Key: %d\n\tPartner Mac Address: %s\n",
+					a.ID, a.NumberOfPorts, a.ActorKey, a.PartnerKey, a.PartnerMAC)
+			} else {
+				fmt.Fprintf(&w, "bond %s has no active aggregator\n", b.Name)
+			}
+			fmt.Fprintf(&w, "LACP tick jitter (ms): mean %.3f max %.3f\n", ad.TickJitterMeanMs, ad.TickJitterMaxMs)
+		}
 		fmt.Fprintf(&w, "Bond MAC: %s  MTU: %d  Host device: %s\n", b.MAC, b.MTU, b.HostDevice)
 		fmt.Fprintf(&w, "Host counters: %s\n", b.Host.line())
 		for _, s := range b.Slaves {
@@ -252,6 +268,25 @@ func FormatText(st *Status) string {
 			fmt.Fprintf(&w, "Link Failure Count: %d\n", s.LinkFailureCount)
 			fmt.Fprintf(&w, "Permanent HW addr: %s\n", s.PermanentHWAddr)
 			fmt.Fprintf(&w, "Slave queue ID: %d\n", s.QueueID)
+			if ad := s.AD; ad != nil {
+				if ad.AggregatorID == 0 {
+					w.WriteString("Aggregator ID: N/A\n")
+				} else {
+					fmt.Fprintf(&w, "Aggregator ID: %d\n", ad.AggregatorID)
+				}
+				fmt.Fprintf(&w, "Actor Churn State: %s\nPartner Churn State: %s\nActor Churned Count: %d\nPartner Churned Count: %d\n",
+					ad.ActorChurnState, ad.PartnerChurnState, ad.ActorChurnedCount, ad.PartnerChurnedCount)
+				for _, side := range []struct {
+					name, key string
+					i         LACPInfo
+				}{{"actor", "port key", ad.Actor}, {"partner", "oper key", ad.Partner}} {
+					fmt.Fprintf(&w, "details %s lacp pdu:\n    system priority: %d\n    system mac address: %s\n    %s: %d\n    port priority: %d\n    port number: %d\n    port state: %d\n",
+						side.name, side.i.SystemPriority, side.i.SystemMAC, side.key, side.i.Key, side.i.PortPriority, side.i.PortNumber, side.i.PortState)
+				}
+				c := ad.Counters
+				fmt.Fprintf(&w, "LACP counters: lacpdu rx %d tx %d, marker rx %d tx %d, marker response rx %d tx %d, bad %d, unknown %d, loopback %d, state transitions %d\n",
+					c.LACPDUsRx, c.LACPDUsTx, c.MarkersRx, c.MarkersTx, c.MarkerResponsesRx, c.MarkerResponsesTx, c.BadPDUs, c.UnknownRx, c.LoopbackRx, c.StateTransitions)
+			}
 			fmt.Fprintf(&w, "Counters: %s\n", s.Counters.line())
 		}
 	}

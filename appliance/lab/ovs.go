@@ -29,8 +29,10 @@ type OVSOptions struct {
 	LACPMode string // active (default) | passive
 	SysID    string // other_config:lacp-system-id
 	SysPrio  int
-	Key      int            // other_config:lacp-aggregation-key on every member (0: default)
-	Keys     map[string]int // per-member keys (overrides Key)
+	Key      int // other_config:lacp-aggregation-key on every member (0: default)
+	// Split > 0 puts members[Split:] in a second bond "lag2" (same LACP
+	// settings, its own key) on the same bridge.
+	Split int
 	IP       string         // address with prefix on the bridge port
 	BondMode string         // balance-tcp (default) | balance-slb | active-backup
 }
@@ -78,28 +80,33 @@ func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (o
 		"--detach", "--no-chdir"); err != nil {
 		return ovs, err
 	}
-	args := []string{"add-br", "lpbr", "--", "set", "bridge", "lpbr", "datapath_type=netdev", "--", "add-bond", "lpbr", "lag"}
-	args = append(args, members...)
-	if err := ovs.vsctl(ctx, args...); err != nil {
+	if err := ovs.vsctl(ctx, "add-br", "lpbr", "--", "set", "bridge", "lpbr", "datapath_type=netdev"); err != nil {
 		return ovs, err
 	}
-	pc := []string{"set", "port", "lag", "lacp=" + o.LACPMode, "other_config:lacp-time=" + o.LACPTime, "bond_mode=" + o.BondMode}
-	if o.SysID != "" {
-		pc = append(pc, "other_config:lacp-system-id="+o.SysID)
+	groups := [][]string{members}
+	if o.Split > 0 && o.Split < len(members) {
+		groups = [][]string{members[:o.Split], members[o.Split:]}
 	}
-	if o.SysPrio != 0 {
-		pc = append(pc, fmt.Sprintf("other_config:lacp-system-priority=%d", o.SysPrio))
-	}
-	if err := ovs.vsctl(ctx, pc...); err != nil {
-		return ovs, err
-	}
-	for _, m := range members {
-		k := o.Key
-		if v, ok := o.Keys[m]; ok {
-			k = v
+	for gi, g := range groups {
+		port := "lag"
+		if gi > 0 {
+			port = fmt.Sprintf("lag%d", gi+1)
 		}
-		if k != 0 {
-			if err := ovs.vsctl(ctx, "set", "interface", m, fmt.Sprintf("other_config:lacp-aggregation-key=%d", k)); err != nil {
+		args := append([]string{"add-bond", "lpbr", port}, g...)
+		args = append(args, "lacp="+o.LACPMode, "bond_mode="+o.BondMode, "other_config:lacp-time="+o.LACPTime)
+		if o.SysID != "" {
+			args = append(args, "other_config:lacp-system-id="+o.SysID)
+		}
+		if o.SysPrio != 0 {
+			args = append(args, fmt.Sprintf("other_config:lacp-system-priority=%d", o.SysPrio))
+		}
+		if err := ovs.vsctl(ctx, args...); err != nil {
+			return ovs, err
+		}
+	}
+	if o.Key != 0 {
+		for _, m := range members {
+			if err := ovs.vsctl(ctx, "set", "interface", m, fmt.Sprintf("other_config:lacp-aggregation-key=%d", o.Key)); err != nil {
 				return ovs, err
 			}
 		}

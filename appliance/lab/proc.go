@@ -42,9 +42,15 @@ func (t *Topo) Config(spec BondSpec, socket string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataplane:\n  cores: %s\n  queues: %d\n  ring_size: 1024\n  poll: %s\n  host_device: %s\n", intList(cores), len(cores), poll, hd)
 	fmt.Fprintf(&b, "control:\n  socket: %s\nlog:\n  level: info\n", socket)
-	fmt.Fprintf(&b, "bonds:\n  - name: %s\n    mode: %s\n    slaves: [%s]\n", BondName, spec.Mode, strings.Join(t.Members, ", "))
+	slaves := "[" + strings.Join(t.Members, ", ") + "]"
+	if v, ok := spec.Options["slaves"]; ok {
+		slaves = v
+	}
+	fmt.Fprintf(&b, "bonds:\n  - name: %s\n    mode: %s\n    slaves: %s\n", BondName, spec.Mode, slaves)
 	for k, v := range spec.Options {
-		fmt.Fprintf(&b, "    %s: %s\n", k, v)
+		if k != "slaves" {
+			fmt.Fprintf(&b, "    %s: %s\n", k, v)
+		}
 	}
 	return b.String()
 }

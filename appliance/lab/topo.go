@@ -57,8 +57,25 @@ func Sh(ctx context.Context, name string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// NewTopo creates the namespaces and n member links with queues queues each.
-func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
+// NewTopo creates the namespaces and n member links with queues queues each,
+// the peer ports in an isolated-port bridge with the peer address.
+func NewTopo(ctx context.Context, n, queues int) (*Topo, error) {
+	return NewTopoOpts(ctx, TopoOptions{Members: n, Queues: queues, Bridge: true})
+}
+
+// TopoOptions shape a topology.
+type TopoOptions struct {
+	Members int
+	Queues  int
+	// Bridge puts the peer ports in an isolated-port Linux bridge carrying
+	// PeerIP; without it the peer ports are left up and bare (for an LACP
+	// partner such as Open vSwitch to take them).
+	Bridge bool
+}
+
+// NewTopoOpts creates a topology.
+func NewTopoOpts(ctx context.Context, o TopoOptions) (t *Topo, err error) {
+	n, queues := o.Members, o.Queues
 	id := UniqueID()
 	t = &Topo{ID: id, GW: "ba-" + id + "-gw", Peer: "ba-" + id + "-pr"}
 	defer func() {
@@ -79,8 +96,10 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 			return nil, err
 		}
 	}
-	if err := sh("ip", "-n", t.Peer, "link", "add", "br0", "address", PeerMAC, "type", "bridge"); err != nil {
-		return nil, err
+	if o.Bridge {
+		if err := sh("ip", "-n", t.Peer, "link", "add", "br0", "address", PeerMAC, "type", "bridge"); err != nil {
+			return nil, err
+		}
 	}
 	q := fmt.Sprint(queues)
 	for i := 0; i < n; i++ {
@@ -93,11 +112,13 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 		if err := sh("ip", "-n", t.GW, "link", "set", m, "address", fmt.Sprintf("02:42:b0:00:00:%02x", i+1)); err != nil {
 			return nil, err
 		}
-		if err := sh("ip", "-n", t.Peer, "link", "set", p, "master", "br0"); err != nil {
-			return nil, err
-		}
-		if err := sh("bridge", "-n", t.Peer, "link", "set", "dev", p, "isolated", "on"); err != nil {
-			return nil, err
+		if o.Bridge {
+			if err := sh("ip", "-n", t.Peer, "link", "set", p, "master", "br0"); err != nil {
+				return nil, err
+			}
+			if err := sh("bridge", "-n", t.Peer, "link", "set", "dev", p, "isolated", "on"); err != nil {
+				return nil, err
+			}
 		}
 		if err := sh("ip", "-n", t.Peer, "link", "set", p, "up"); err != nil {
 			return nil, err
@@ -110,11 +131,13 @@ func NewTopo(ctx context.Context, n, queues int) (t *Topo, err error) {
 		t.Members = append(t.Members, m)
 		t.Ports = append(t.Ports, p)
 	}
-	if err := sh("ip", "-n", t.Peer, "addr", "add", PeerIP+Prefix, "dev", "br0"); err != nil {
-		return nil, err
-	}
-	if err := sh("ip", "-n", t.Peer, "link", "set", "br0", "up"); err != nil {
-		return nil, err
+	if o.Bridge {
+		if err := sh("ip", "-n", t.Peer, "addr", "add", PeerIP+Prefix, "dev", "br0"); err != nil {
+			return nil, err
+		}
+		if err := sh("ip", "-n", t.Peer, "link", "set", "br0", "up"); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
