@@ -32,9 +32,9 @@ type OVSOptions struct {
 	Key      int // other_config:lacp-aggregation-key on every member (0: default)
 	// Split > 0 puts members[Split:] in a second bond "lag2" (same LACP
 	// settings, its own key) on the same bridge.
-	Split int
-	IP       string         // address with prefix on the bridge port
-	BondMode string         // balance-tcp (default) | balance-slb | active-backup
+	Split    int
+	IP       string // address with prefix on the bridge port
+	BondMode string // balance-tcp (default) | balance-slb | active-backup
 }
 
 // StartOVS starts the partner in namespace ns on members (existing links there).
