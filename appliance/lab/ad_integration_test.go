@@ -219,27 +219,22 @@ func TestIntegrationADLinkDown(t *testing.T) {
 	}
 }
 
-// blackhole drops the LACPDUs the partner sends on port i (tc egress).
-func (e *adEnv) blackhole(i int, on bool) {
+// blackhole drops the LACPDUs the partner sends on port i.
+func (e *adEnv) blackhole(i int) *Blackhole {
 	e.t.Helper()
-	p := e.topo.Ports[i]
-	if on {
-		Sh(e.ctx, "ip", "netns", "exec", e.topo.Peer, "tc", "qdisc", "add", "dev", p, "clsact")
-		if _, err := Sh(e.ctx, "ip", "netns", "exec", e.topo.Peer, "tc", "filter", "add", "dev", p, "egress", "protocol", "0x8809", "prio", "1", "matchall", "action", "drop"); err != nil {
-			e.t.Fatal(err)
-		}
-		return
-	}
-	if _, err := Sh(e.ctx, "ip", "netns", "exec", e.topo.Peer, "tc", "filter", "del", "dev", p, "egress"); err != nil {
+	b, err := NewBlackhole(e.topo.Peer, e.topo.Ports[i])
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(func() { b.Close() })
+	return b
 }
 
 func TestIntegrationADTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		rate    string
-		timeout time.Duration
-	}{{"fast", 3 * time.Second}, {"slow", 90 * time.Second}} {
+		rate            string
+		timeout, period time.Duration // our timeout; the partner's periodic time
+	}{{"fast", 3 * time.Second, time.Second}, {"slow", 90 * time.Second, 30 * time.Second}} {
 		t.Run("lacp_rate="+tc.rate, func(t *testing.T) {
 			e := setupAD(t, 2, OVSOptions{}, map[string]string{"lacp_rate": tc.rate})
 			if _, err := e.ovs.WaitReady(e.ctx, 2, 10*time.Second); err != nil {
@@ -253,7 +248,7 @@ func TestIntegrationADTimeout(t *testing.T) {
 				}
 			}
 			t0 := time.Now()
-			e.blackhole(1, true)
+			bh := e.blackhole(1)
 			if tc.rate == "slow" {
 				time.Sleep(5 * time.Second)
 				if len(e.distributing()) != 2 {
@@ -263,13 +258,15 @@ func TestIntegrationADTimeout(t *testing.T) {
 			e.waitDistributing(1, tc.timeout+3*time.Second)
 			el := time.Since(t0)
 			t.Logf("lacp_rate %s: port out of the aggregate %v after the partner went silent", tc.rate, el)
-			if el < tc.timeout-time.Second {
+			// the timer runs from the partner's last LACPDU, sent at most one
+			// periodic time before the blackhole
+			if el < tc.timeout-tc.period-500*time.Millisecond {
 				t.Fatalf("timed out after %v, before the %v timeout", el, tc.timeout)
 			}
 			if d := e.distributing(); d[0] != "m0" {
 				t.Fatalf("distributing %v", d)
 			}
-			e.blackhole(1, false)
+			bh.Close()
 			e.waitDistributing(2, 35*time.Second)
 		})
 	}
