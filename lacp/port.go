@@ -129,18 +129,18 @@ type port struct {
 	loopback  bool
 	lastErr   DecodeError
 
-	rx                     RxState
-	mux                    MuxState
-	periodic               PeriodicState
-	actorChurn             ChurnState
-	partnerChurn           ChurnState
-	currentWhile           timer
-	periodicTimer          timer
-	waitWhile              timer
-	actorChurnTimer        timer
-	partnerChurnTimer      timer
-	txLimit, markerLimit   rateLimit
-	lastActorSync, lastPSy bool
+	rx                             RxState
+	mux                            MuxState
+	periodic                       PeriodicState
+	actorChurn                     ChurnState
+	partnerChurn                   ChurnState
+	currentWhile                   timer
+	periodicTimer                  timer
+	waitWhile                      timer
+	actorChurnTimer                timer
+	partnerChurnTimer              timer
+	txLimit, markerLimit           rateLimit
+	lastActorSync, lastPartnerSync bool
 
 	cnt Counters
 }
@@ -207,8 +207,8 @@ func (p *port) countSync() {
 		p.lastActorSync = a
 		p.cnt.ActorSyncTransitions++
 	}
-	if b := p.partner.State.Has(StateSync); b != p.lastPSy {
-		p.lastPSy = b
+	if b := p.partner.State.Has(StateSync); b != p.lastPartnerSync {
+		p.lastPartnerSync = b
 		p.cnt.PartnerSyncTransitions++
 	}
 }
@@ -653,9 +653,7 @@ func (s *System) sendLACPDU(p *port, actor PortInfo) {
 	n, _ := EncodeLACPDU(s.buf[:], p.cfg.MAC, &pdu)
 	p.txLimit.record(s.now, MaxTxPerPeriod)
 	p.cnt.LACPDUsTx++
-	if s.tx != nil {
-		s.tx(p.id, s.buf[:n])
-	}
+	s.send(p.id, s.buf[:n])
 }
 
 // ---- Selection Logic (6.4.14) ----

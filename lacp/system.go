@@ -151,8 +151,9 @@ type PortConfig struct {
 }
 
 // TxFunc transmits a frame on a port. frame is only valid during the call.
-// It must not call back into the System: such a call is processed, but its
-// consequences wait for the next Tick or Receive.
+// It should not call back into the System: if it does, Receive and SetLink
+// are recorded but the machines only run on the next call, RemovePort is
+// done once the current call ends, and AddPort and SetConfig fail.
 type TxFunc func(port int, frame []byte)
 
 // Selection is the Selected variable of a port (6.4.8).
@@ -226,7 +227,6 @@ type lagID struct {
 // port's number as identifier (6.4.14.2).
 type aggregator struct {
 	id      uint16
-	owner   *port
 	lag     lagID
 	members []*port // ports that selected it, sorted by id
 }
@@ -246,8 +246,10 @@ type System struct {
 	aggs   []*aggregator // sorted by id
 	active *aggregator
 
-	running bool
-	buf     [FrameLen]byte
+	running     bool
+	removeLater []int
+	buf         [FrameLen]byte // LACPDUs
+	mbuf        [FrameLen]byte // Marker PDUs
 
 	version                  uint64
 	fwdActive                uint16
@@ -276,6 +278,9 @@ func (s *System) Config() Config { return s.cfg }
 // priority or mux control unselects every port (their LAG ID changes); a
 // new rate or activity is advertised at once.
 func (s *System) SetConfig(cfg Config) error {
+	if s.running {
+		return errReentrant
+	}
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return err
@@ -309,6 +314,9 @@ func (s *System) port(id int) *port {
 // AddPort adds an Aggregation Port with its link down. id is the caller's
 // name for the port (the member index), used in TxFunc and the results.
 func (s *System) AddPort(id int, pc PortConfig) error {
+	if s.running {
+		return errReentrant
+	}
 	if id < 0 {
 		return errors.New("lacp: negative port id")
 	}
@@ -331,7 +339,7 @@ func (s *System) AddPort(id int, pc PortConfig) error {
 	}
 	p := &port{id: id, cfg: pc}
 	p.key, p.lacpEnabled = PortKey(0, false, pc.UserKey)
-	p.agg = &aggregator{id: pc.Number, owner: p}
+	p.agg = &aggregator{id: pc.Number}
 	i, _ := slices.BinarySearchFunc(s.ports, id, func(p *port, id int) int { return p.id - id })
 	s.ports = slices.Insert(s.ports, i, p)
 	j, _ := slices.BinarySearchFunc(s.aggs, pc.Number, func(a *aggregator, n uint16) int { return int(a.id) - int(n) })
@@ -347,6 +355,10 @@ func (s *System) AddPort(id int, pc PortConfig) error {
 func (s *System) RemovePort(id int) {
 	p := s.port(id)
 	if p == nil {
+		return
+	}
+	if s.running {
+		s.removeLater = append(s.removeLater, id)
 		return
 	}
 	if p.begun && p.enabled && p.lacpEnabled && p.periodic != PeriodicNone && p.txLimit.allow(s.now, MaxTxPerPeriod) {
@@ -492,12 +504,10 @@ func (s *System) markerRespond(p *port, m *Marker) {
 	}
 	r := *m
 	r.Response = true
-	n, _ := EncodeMarker(s.buf[:], p.cfg.MAC, &r)
+	n, _ := EncodeMarker(s.mbuf[:], p.cfg.MAC, &r)
 	p.markerLimit.record(s.now, MaxMarkersPerSecond)
 	p.cnt.MarkerResponsePDUsTx++
-	if s.tx != nil {
-		s.tx(p.id, s.buf[:n])
-	}
+	s.send(p.id, s.mbuf[:n])
 }
 
 // SendMarker sends a Marker Information PDU on port id (the optional Marker
@@ -513,12 +523,10 @@ func (s *System) SendMarker(id int, transactionID uint32) error {
 		return fmt.Errorf("lacp: port %d: marker rate limit", id)
 	}
 	m := Marker{RequesterPort: p.cfg.Number, RequesterSystem: s.cfg.SystemID, TransactionID: transactionID}
-	n, _ := EncodeMarker(s.buf[:], p.cfg.MAC, &m)
+	n, _ := EncodeMarker(s.mbuf[:], p.cfg.MAC, &m)
 	p.markerLimit.record(s.now, MaxMarkersPerSecond)
 	p.cnt.MarkerPDUsTx++
-	if s.tx != nil {
-		s.tx(p.id, s.buf[:n])
-	}
+	s.send(p.id, s.mbuf[:n])
 	return nil
 }
 
@@ -543,14 +551,48 @@ func (s *System) ActiveAggregator() uint16 { return s.fwdActive }
 // ActiveAggregator change, so the caller knows when to republish.
 func (s *System) Version() uint64 { return s.version }
 
+// errReentrant is returned by methods that change the ports or the
+// configuration when called from within the TxFunc.
+var errReentrant = errors.New("lacp: called from within the TxFunc")
+
 // run runs the state machines until nothing changes, then the Transmit
-// machines, then recomputes the forwarding results.
+// machines, then recomputes the forwarding results. Calls made from the
+// TxFunc do not run the machines (the next call does); a port removed from
+// there is removed afterwards.
 func (s *System) run() {
 	if !s.clock || s.running {
 		return
 	}
 	s.running = true
-	defer func() { s.running = false }()
+	s.step()
+	s.running = false
+	s.removeDeferred()
+}
+
+func (s *System) removeDeferred() {
+	for len(s.removeLater) > 0 {
+		id := s.removeLater[0]
+		s.removeLater = s.removeLater[1:]
+		s.RemovePort(id)
+	}
+}
+
+// send hands a frame to the TxFunc, guarding against calls back into the
+// System.
+func (s *System) send(id int, frame []byte) {
+	if s.tx == nil {
+		return
+	}
+	was := s.running
+	s.running = true
+	s.tx(id, frame)
+	s.running = was
+	if !was {
+		s.removeDeferred()
+	}
+}
+
+func (s *System) step() {
 	for _, p := range s.ports {
 		if !p.begun {
 			s.begin(p)

@@ -1017,3 +1017,41 @@ func TestIndividualPartner(t *testing.T) {
 		t.Fatalf("defaulted port %v", ps.Selected)
 	}
 }
+
+// A TxFunc that calls back into the System does not break it.
+func TestReentrantTxFunc(t *testing.T) {
+	var s *System
+	calls := 0
+	s, err := New(DefaultConfig(macA), func(port int, frame []byte) {
+		calls++
+		call := calls
+		s.Receive(port, frame, 0)           // our own frame: loopback
+		s.Receive(port, goldenMarker(1), 0) // answered with the marker buffer
+		s.SetLink(port, true, 10000, true)  // no change
+		if err := s.AddPort(9, PortConfig{Number: 9}); err == nil {
+			t.Error("AddPort from TxFunc succeeded")
+		}
+		if err := s.SetConfig(s.Config()); err == nil {
+			t.Error("SetConfig from TxFunc succeeded")
+		}
+		if call == 3 {
+			s.RemovePort(1)
+		}
+		_ = s.Status()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range 3 {
+		s.AddPort(p, PortConfig{Number: uint16(p + 1)})
+		s.SetLink(p, true, 10000, true)
+	}
+	for now := time.Duration(0); now < 10*time.Second; now += TickInterval {
+		s.Tick(now)
+		checkInvariants(t, s)
+	}
+	st := s.Status()
+	if len(st.Ports) != 2 || calls == 0 {
+		t.Fatalf("ports %d calls %d", len(st.Ports), calls)
+	}
+}
