@@ -139,7 +139,7 @@ func importIfcfg(r *Result, files map[string][]byte) {
 		}
 		var ip []string
 		for _, k := range ifcfgIPKeys {
-			if _, ok := f.vars[k]; ok {
+			if v, ok := f.vars[k]; ok && !(k == "BOOTPROTO" && (v == "none" || v == "static" || v == "")) {
 				ip = append(ip, k)
 			}
 		}

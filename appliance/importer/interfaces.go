@@ -431,15 +431,16 @@ func (p *ifupParser) master(s *stanza) {
 				ipSrc = o.src
 			}
 		case hookKeys[key]:
-			if len(parseHook(o.value)) == 0 {
+			if len(parseHook(o.value)) == 0 && !strings.Contains(o.value, "ifenslave") && !strings.Contains(o.value, "/bonding") {
 				hooks = append(hooks, o.key)
 			}
 		default:
 			r.skip(s.name, "option "+text, "not a bonding option, and not carried over", o.src)
 		}
 	}
-	if len(s.methods) > 0 || len(ipOpts) > 0 {
-		what := strings.Join(s.methods, ", ")
+	methods := slices.DeleteFunc(slices.Clone(s.methods), func(m string) bool { return strings.HasSuffix(m, " manual") })
+	if len(methods) > 0 || len(ipOpts) > 0 {
+		what := strings.Join(methods, ", ")
 		if len(ipOpts) > 0 {
 			what += " (" + strings.Join(ipOpts, ", ") + ")"
 		}

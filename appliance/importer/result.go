@@ -385,7 +385,12 @@ func (r *Result) finish() {
 	// Module-created bonds nobody gives slaves to are only kept when
 	// no bond has slaves (modprobe options alone).
 	withSlaves := slices.ContainsFunc(r.raw, func(b *rawBond) bool { return len(b.slaves) > 0 })
+	nameOpt, _ := config.LookupOption("name")
 	for _, rb := range r.raw {
+		if _, err := nameOpt.Parse(rb.name); err != nil {
+			r.Skipped = append(r.Skipped, message(rb.name, "bond", err.Error(), rb.src))
+			continue
+		}
 		if rb.implicit && len(rb.slaves) == 0 && withSlaves {
 			r.Notes = append(r.Notes, message(rb.name, "", "created by the bonding module (max_bonds) but given no slaves by any source; not imported", ""))
 			continue
@@ -402,35 +407,29 @@ func (r *Result) finish() {
 		b := &r.Bonds[i]
 		if len(b.Slaves) == 0 {
 			r.Skipped = append(r.Skipped, message(b.Name, "slaves", fmt.Sprintf(
-				"none given in the input (modprobe options do not name slaves); the YAML names the placeholder %s, which the appliance refuses to start with: replace it with the members, or import the ifupdown or ifcfg files too", placeholder(i, b.Name)), b.Source))
+				"none found in the input (modprobe options never name slaves); the YAML names the placeholder %s, which the appliance refuses to start with: replace it with the members, or import the ifupdown or ifcfg files too", placeholder(i, b.Name)), b.Source))
 		}
 		if b.given("mtu") && b.MTU > config.MaxMTU(2048) {
 			if b.MTU <= config.MaxMTU(4096) {
 				r.frameSize = 4096
-				r.Notes = append(r.Notes, message(b.Name, "option "+b.from["mtu"].text, "needs dataplane.frame_size 4096 (an MTU above "+strconv.Itoa(config.MaxMTU(2048))+" does not fit a 2048-byte frame); set it in the YAML", b.from["mtu"].src))
+				r.Notes = append(r.Notes, message(b.Name, "option "+b.from["mtu"].text, "dataplane.frame_size is set to 4096: an MTU above "+strconv.Itoa(config.MaxMTU(2048))+" does not fit a 2048-byte frame", b.from["mtu"].src))
 			} else {
 				r.drop(b, mtuOpt, fmt.Sprintf("%d does not fit an AF_XDP frame (allowed at most %d, with dataplane.frame_size 4096); the bond keeps the default MTU", b.MTU, config.MaxMTU(4096)))
 			}
 		}
 	}
 
-	for range 100 {
+	// One value at a time, so that each message describes the
+	// configuration as it then is.
+	for range 1000 {
 		_, warns, err := config.Parse(r.render(false))
 		if err == nil {
 			r.Warnings = warns
 			return
 		}
-		var rest []string
-		fixed := false
-		for line := range strings.SplitSeq(err.Error(), "\n") {
-			if r.fix(line) {
-				fixed = true
-			} else {
-				rest = append(rest, line)
-			}
-		}
-		if !fixed {
-			r.err = fmt.Errorf("importer: the imported configuration does not validate:\n%s", strings.Join(rest, "\n"))
+		lines := strings.Split(err.Error(), "\n")
+		if !slices.ContainsFunc(lines, r.fix) {
+			r.err = fmt.Errorf("importer: the imported configuration does not validate:\n%s", err)
 			return
 		}
 	}
@@ -445,9 +444,16 @@ func (r *Result) effective(rb *rawBond) Bond {
 	opts := maps.Clone(rb.opts)
 	if !rb.complete {
 		for _, g := range r.module {
-			if _, ok := rb.opts[g.name]; !ok {
-				opts[g.name] = g
+			if _, ok := rb.opts[g.name]; ok {
+				continue
 			}
+			// A bond's own choice of link monitor wins over the
+			// module's other one, as setting it through sysfs or
+			// netlink turns the other off.
+			if g.name == "miimon" && positive(rb.opts["arp_interval"]) || g.name == "arp_interval" && positive(rb.opts["miimon"]) {
+				continue
+			}
+			opts[g.name] = g
 		}
 	}
 	mode := config.ModeBalanceRR
@@ -507,6 +513,11 @@ func (r *Result) effective(rb *rawBond) Bond {
 		b.Slaves = append(b.Slaves, s)
 	}
 	return b
+}
+
+func positive(g given) bool {
+	n, ok := g.v.(int)
+	return ok && n > 0
 }
 
 func setSlaveField(s *config.Slave, name string, v any) {

@@ -69,9 +69,9 @@ func (r *Result) render(header bool) []byte {
 	for i := range r.Bonds {
 		b := &r.Bonds[i]
 		m := mapping()
-		k := add(m, "name", str(b.Name))
+		add(m, "name", str(b.Name))
 		if header && b.Source != "" {
-			k.HeadComment = "from " + b.Source
+			m.HeadComment = "from " + b.Source
 		}
 		sl := r.slavesNode(i, b)
 		if header && len(b.Slaves) == 0 {

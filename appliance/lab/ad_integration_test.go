@@ -51,7 +51,16 @@ func setupAD(t *testing.T, n int, o OVSOptions, opts map[string]string) *adEnv {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("ovs-vswitchd log:\n%s", ovs.Log(40))
+			var diag strings.Builder
+			for _, c := range [][]string{{"fdb/show", "lpbr"}, {"dpctl/dump-flows"}, {"bond/show", "lag"}} {
+				out, _ := ovs.AppCtl(context.Background(), c...)
+				fmt.Fprintf(&diag, "ovs-appctl %v:\n%s\n", c, out)
+			}
+			for _, ns := range []string{topo.GW, topo.Peer} {
+				out, _ := Sh(context.Background(), "ip", "-n", ns, "neigh")
+				fmt.Fprintf(&diag, "neigh %s:\n%s\n", ns, out)
+			}
+			t.Logf("diagnostics:\n%s\novs-vswitchd log:\n%s", diag.String(), ovs.Log(400))
 		}
 		ovs.Close()
 	})
@@ -146,7 +155,9 @@ func TestIntegrationADAggregates(t *testing.T) {
 		}
 	}
 	if out, err := e.topo.InGW(e.ctx, "ping", "-c", "5", "-i", "0.1", "-W", "1", PeerIP); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
+		n1, _ := e.topo.InGW(e.ctx, "ip", "neigh")
+		n2, _ := e.topo.InPeer(e.ctx, "ip", "-br", "link")
+		t.Fatalf("ping: %v\n%s\ngw neigh:\n%s\npeer links:\n%s", err, out, n1, n2)
 	}
 	if out, err := e.topo.InPeer(e.ctx, "ping", "-c", "5", "-i", "0.1", "-W", "1", HostIP); err != nil {
 		t.Fatalf("ping from partner side: %v\n%s", err, out)

@@ -62,6 +62,14 @@ func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (o
 		}
 	}()
 	sh := func(args ...string) error { _, err := Sh(ctx, args[0], args[1:]...); return err }
+	// The member ports are kernel interfaces of this namespace too: without
+	// arp_ignore the kernel answers ARP for the bridge's address on them,
+	// with their own MAC, and the peer's neighbour entry points at a port.
+	for _, k := range []string{"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"} {
+		if err := sh("ip", "netns", "exec", ns, "sysctl", "-qw", k); err != nil {
+			return ovs, err
+		}
+	}
 	db := filepath.Join(dir, "conf.db")
 	if err := sh("ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"); err != nil {
 		return ovs, err
@@ -80,7 +88,11 @@ func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (o
 		"--detach", "--no-chdir"); err != nil {
 		return ovs, err
 	}
-	if err := ovs.vsctl(ctx, "add-br", "lpbr", "--", "set", "bridge", "lpbr", "datapath_type=netdev"); err != nil {
+	// A fixed bridge MAC: Open vSwitch otherwise re-derives it from its
+	// ports' addresses as they are added, and a peer that already resolved
+	// the old one sends frames the bridge's host interface ignores.
+	if err := ovs.vsctl(ctx, "add-br", "lpbr", "--", "set", "bridge", "lpbr", "datapath_type=netdev",
+		"other-config:hwaddr=\""+PeerMAC+"\""); err != nil {
 		return ovs, err
 	}
 	groups := [][]string{members}
@@ -110,6 +122,18 @@ func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (o
 				return ovs, err
 			}
 		}
+	}
+	// wait until the bridge's host interface carries the fixed MAC
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := Sh(ctx, "ip", "netns", "exec", ns, "cat", "/sys/class/net/lpbr/address")
+		if strings.TrimSpace(out) == PeerMAC {
+			break
+		}
+		if time.Now().After(deadline) {
+			return ovs, fmt.Errorf("lpbr MAC is %q, not %s", strings.TrimSpace(out), PeerMAC)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if o.IP != "" {
 		if err := sh("ip", "-n", ns, "addr", "add", o.IP, "dev", "lpbr"); err != nil {
@@ -286,6 +310,11 @@ func (o *OVS) WaitReady(ctx context.Context, want int, timeout time.Duration) (t
 			}
 		}
 		if (want >= 0 && n >= want) || (want < 0 && n == 0 && err == nil) {
+			// Open vSwitch's userspace datapath can keep flows translated
+			// while the bond was still disabled (actions:drop) for seconds
+			// after it enables the members; purge them so the next packets
+			// are translated with the current bond state.
+			_, _ = o.AppCtl(ctx, "revalidator/purge")
 			return time.Since(t0), nil
 		}
 		if time.Since(t0) > timeout {
