@@ -1,4 +1,5 @@
 # bond-appliance — see README.md
+SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 
@@ -31,9 +32,12 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz FuzzHash -fuzztime $(FUZZTIME)
 	$(GO) test ./policy -run '^$$' -fuzz FuzzEtherType -fuzztime $(FUZZTIME)
+	$(GO) test ./lacp -run '^$$' -fuzz FuzzDecodeLACPDU -fuzztime $(FUZZTIME)
+	$(GO) test ./lacp -run '^$$' -fuzz FuzzDecodeMarker -fuzztime $(FUZZTIME)
+	$(GO) test ./lacp -run '^$$' -fuzz FuzzSystemReceive -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./policy ./rings ./umem ./appliance/lane
+	$(GO) test -run '^$$' -bench . -benchmem ./policy ./rings ./umem ./lacp ./appliance/lane
 
 ## lab: the self-contained demo (root): namespaces + veth + peer, traffic, failover
 MODE ?= active-backup

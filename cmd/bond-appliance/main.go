@@ -5,6 +5,7 @@
 //	bond-appliance status [BOND] [--json]            live state, /proc/net/bonding layout
 //	bond-appliance set BOND OPTION VALUE             change a runtime option (active_slave)
 //	bond-appliance lab [--mode MODE] [--seconds N]   self-contained demo in network namespaces
+//	bond-appliance import ...                        kernel bonding configuration to YAML
 //	bond-appliance version
 package main
 
@@ -23,6 +24,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lab"
+	"github.com/bond-appliance/bond-appliance/appliance/sdnotify"
 )
 
 const defaultSocket = "/run/bond-appliance/control.sock"
@@ -37,6 +39,7 @@ func usage(w io.Writer) {
   bond-appliance status [BOND] [--json] [--socket PATH | -c FILE]
   bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
   bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
+  bond-appliance import [--modprobe FILE|DIR] [--interfaces FILE] [--ifcfg DIR|FILE] [--kernel BOND] [-o FILE [--force]]
   bond-appliance version
 `)
 }
@@ -50,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdSet(args[1:], stdout, stderr)
 		case "lab":
 			return cmdLab(args[1:], stdout, stderr)
+		case "import":
+			return cmdImport(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "bond-appliance", appliance.Version)
 			return 0
@@ -84,12 +89,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	a, err := appliance.Start(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "bond-appliance: %v\n", err)
 		return 1
 	}
-	<-ctx.Done()
+	if err := sdnotify.Ready(); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+	_ = sdnotify.Status(fmt.Sprintf("%d bond(s) up", len(cfg.Bonds)))
+loop:
+	for {
+		select {
+		case <-hup:
+			// Validate only: applying a changed configuration without a
+			// restart is not implemented yet; say so instead of pretending.
+			_ = sdnotify.Reloading()
+			if _, _, err := config.Load(*cfgPath); err != nil {
+				log.Error("reload: configuration does not validate; keeping the running one", "err", err)
+			} else {
+				log.Warn("reload: configuration is valid; restart to apply it (live reload is not implemented)")
+			}
+			_ = sdnotify.Ready()
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	_ = sdnotify.Stopping()
 	log.Info("shutting down", "reason", context.Cause(ctx))
 	if err := a.Close(); err != nil {
 		fmt.Fprintf(stderr, "bond-appliance: shutdown: %v\n", err)
