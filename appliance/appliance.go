@@ -131,6 +131,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 				return nil, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
 			}
 		}
+		if err := b.setupMonitor(a.lanes[0]); err != nil {
+			return nil, fmt.Errorf("bond %s: ARP/NS monitor: %w", b.cfg.Name, err)
+		}
 	}
 	now := time.Now()
 	for _, b := range a.bonds {
@@ -147,6 +150,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 			}
 			m.speed, m.duplex, _ = netdev.LinkMode(m.name)
 			b.adLink(m)
+			if b.mon != nil && b.mon.mon != nil {
+				b.mon.mon.SetLink(m.idx, m.carrier)
+			}
 		}
 		if b.cfg.ActiveSlave != "" {
 			b.setActive(b.cfg.ActiveSlave)
@@ -385,6 +391,8 @@ func (a *Appliance) controlLoop() {
 	defer tick.Stop()
 	adTick := time.NewTicker(adTickPeriod)
 	defer adTick.Stop()
+	monTick := time.NewTicker(monTickPeriod)
+	defer monTick.Stop()
 	lastPoll := map[*bond]time.Time{}
 	for {
 		select {
@@ -392,6 +400,15 @@ func (a *Appliance) controlLoop() {
 			return
 		case u := <-updates:
 			a.onLinkUpdate(u)
+		case now := <-monTick.C:
+			a.drainCtrl()
+			for _, b := range a.bonds {
+				if b.mon != nil {
+					b.mu.Lock()
+					b.monTick(now, func(i int) uint64 { return b.memberRx(i) })
+					b.mu.Unlock()
+				}
+			}
 		case now := <-adTick.C:
 			a.drainCtrl()
 			for _, b := range a.bonds {
@@ -485,14 +502,35 @@ func (a *Appliance) drainCtrl() {
 				continue
 			}
 			b := a.bonds[f.Bond]
-			if b.ad == nil {
-				continue
-			}
+			data := f.Data[:f.Len]
 			b.mu.Lock()
-			b.adReceive(int(f.Member), f.Data[:f.Len])
+			if isSlowProtocol(data) {
+				if b.ad != nil {
+					b.adReceive(int(f.Member), data)
+				}
+			} else {
+				b.monRx(int(f.Member), data)
+			}
 			b.mu.Unlock()
 		}
 	}
+}
+
+func isSlowProtocol(f []byte) bool { return len(f) >= 14 && f[12] == 0x88 && f[13] == 0x09 }
+
+// monTickPeriod is how often control looks at the ARP/NS monitor and the
+// notifier (each runs on its own interval).
+const monTickPeriod = 10 * time.Millisecond
+
+// memberRx sums a member's received frames over the lanes.
+func (b *bond) memberRx(i int) uint64 {
+	var n uint64
+	for _, lb := range b.lanes {
+		if i < len(lb.Members) && lb.Members[i] != nil {
+			n += lb.Members[i].Stats.RxPackets.Load()
+		}
+	}
+	return n
 }
 
 // SetActiveSlave implements the runtime active_slave option.

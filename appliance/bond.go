@@ -71,13 +71,19 @@ type bond struct {
 	manual    bool
 	carrier   bool
 	snap      *lane.Snapshot
-	ad        *adState // 802.3ad only
+	ad        *adState  // 802.3ad only
+	mon       *monState // ARP/NS monitor and peer notification, when configured
 	onCarrier func(up bool)
 	log       func(msg string, args ...any)
 }
 
-// usable reports whether a member may carry traffic (MII up).
+// usable reports whether a member's MII state is up.
 func (m *member) usable() bool { return m.state == linkUp }
+
+// ok reports whether a member may carry traffic: every enabled monitor
+// (MII, and ARP/NS when configured) must say it is up. Running both
+// together is our extension: bonding allows only one.
+func (b *bond) ok(m *member) bool { return m.usable() && b.monUsable(m.idx) }
 
 // updateLink feeds a carrier observation into the MII state machine, as
 // bond_miimon_inspect/commit do: downdelay and updelay hold a change until it
@@ -122,6 +128,9 @@ func (b *bond) updateLink(m *member, carrier bool, now time.Time) bool {
 		b.manual = false
 		b.adLink(m)
 	}
+	if b.mon != nil && b.mon.mon != nil {
+		b.mon.mon.SetLink(m.idx, carrier)
+	}
 	if m.state != old && b.log != nil {
 		b.log("slave link state", "bond", b.cfg.Name, "slave", m.name, "from", old.String(), "to", m.state.String())
 	}
@@ -136,17 +145,17 @@ func (b *bond) selectActive() {
 		cur = b.members[b.active]
 	}
 	for _, m := range b.members {
-		if m.name == b.cfg.Primary && m.usable() {
+		if m.name == b.cfg.Primary && b.ok(m) {
 			prim = m
 		}
 	}
 	pick := cur
 	switch {
-	case cur == nil || !cur.usable():
+	case cur == nil || !b.ok(cur):
 		pick = prim
 		if pick == nil {
 			for _, m := range b.members {
-				if m.usable() && (pick == nil || m.cfg.Prio > pick.cfg.Prio) {
+				if b.ok(m) && (pick == nil || m.cfg.Prio > pick.cfg.Prio) {
 					pick = m
 				}
 			}
@@ -181,9 +190,12 @@ func (b *bond) selectActive() {
 // setActive implements a runtime active_slave request ("" clears it).
 func (b *bond) setActive(name string) bool {
 	for _, m := range b.members {
-		if m.name == name && m.usable() {
+		if m.name == name && b.ok(m) {
 			b.active = m.idx
 			b.manual = true
+			if b.mon != nil && b.mon.mon != nil {
+				b.mon.mon.SetActive(m.idx, b.mon.now())
+			}
 			return true
 		}
 	}
@@ -193,6 +205,8 @@ func (b *bond) setActive(name string) bool {
 // rebuild recomputes and publishes the forwarding snapshot; callers hold mu.
 func (b *bond) rebuild() {
 	s := &lane.Snapshot{Mode: b.mode, Hash: b.hash, Active: -1, PacketsPerSlave: uint32(b.cfg.PacketsPerSlave)}
+	s.CopyARP = b.mon != nil && b.mon.mon != nil
+	prevActive := b.active
 	switch b.mode {
 	case policy.IEEE8023AD:
 		b.adSnapshot(s)
@@ -200,7 +214,18 @@ func (b *bond) rebuild() {
 			s.Active = s.TX[0]
 		}
 	case policy.ActiveBackup:
-		b.selectActive()
+		if b.mon != nil && b.mon.mon != nil && b.cfg.Miimon == 0 {
+			// the ARP/NS monitor selects the active slave (bond_ab_arp_commit)
+			b.active = b.mon.mon.Active()
+			if b.active >= 0 && !b.ok(b.members[b.active]) {
+				b.active = -1
+			}
+		} else {
+			b.selectActive()
+		}
+		if b.active >= 0 && b.active != prevActive {
+			b.monFailover(b.active)
+		}
 		if b.active >= 0 {
 			s.TX = []int{b.active}
 			s.Active = b.active
@@ -214,13 +239,13 @@ func (b *bond) rebuild() {
 	default:
 		for _, m := range b.members {
 			s.RX |= 1 << uint(m.idx)
-			if m.usable() {
+			if b.ok(m) {
 				s.TX = append(s.TX, m.idx)
 			}
 		}
 		if len(s.TX) > 0 {
 			// balance-rr sends IGMP through curr_active_slave: the first usable slave.
-			if b.active < 0 || !b.members[b.active].usable() {
+			if b.active < 0 || !b.ok(b.members[b.active]) {
 				b.active = s.TX[0]
 			}
 			s.Active = b.active

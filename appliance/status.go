@@ -40,6 +40,12 @@ type BondStatus struct {
 	Slaves               []SlaveStatus `json:"slaves"`
 	Host                 Counters      `json:"host_counters"`
 	AD                   *ADInfo       `json:"ad_info,omitempty"` // 802.3ad only
+	ArpInterval          int           `json:"arp_polling_interval_ms"`
+	ArpMissedMax         int           `json:"arp_missed_max"`
+	ArpValidate          string        `json:"arp_validate"`
+	ArpTargets           []string      `json:"arp_ip_targets,omitempty"`
+	NSTargets            []string      `json:"ns_ipv6_targets,omitempty"`
+	Monitor              *MonitorInfo  `json:"monitor,omitempty"`
 }
 
 // SlaveStatus is one slave block.
@@ -54,6 +60,9 @@ type SlaveStatus struct {
 	Prio             int      `json:"prio"`
 	Counters         Counters `json:"counters"`
 	AD               *SlaveAD `json:"ad,omitempty"` // 802.3ad only
+	// ArpMonitor is the ARP/NS monitor's verdict (up, down, going back,
+	// going down) when it runs; MII Status is the carrier monitor's.
+	ArpMonitor string `json:"arp_monitor,omitempty"`
 }
 
 // Counters are packet counters summed over lanes (or of one port).
@@ -205,6 +214,7 @@ func (b *bond) status(hostDev string) BondStatus {
 	if b.ad != nil {
 		b.adStatus(&bs)
 	}
+	b.monStatus(&bs)
 	return bs
 }
 
@@ -240,6 +250,13 @@ func FormatText(st *Status) string {
 		fmt.Fprintf(&w, "Up Delay (ms): %d\n", b.UpDelay)
 		fmt.Fprintf(&w, "Down Delay (ms): %d\n", b.DownDelay)
 		fmt.Fprintf(&w, "Peer Notification Delay (ms): %d\n", b.PeerNotifDelay)
+		if b.ArpInterval > 0 {
+			fmt.Fprintf(&w, "ARP Polling Interval (ms): %d\nARP Missed Max: %d\nARP IP target/s (n.n.n.n form): %s\n",
+				b.ArpInterval, b.ArpMissedMax, strings.Join(b.ArpTargets, ","))
+			if len(b.NSTargets) > 0 {
+				fmt.Fprintf(&w, "NS IPv6 target/s (xx::xx form): %s\n", strings.Join(b.NSTargets, ","))
+			}
+		}
 		if b.Mode == "balance-rr" {
 			fmt.Fprintf(&w, "Packets Per Slave: %d\n", b.PacketsPerSlave)
 		}
@@ -259,6 +276,9 @@ func FormatText(st *Status) string {
 		for _, s := range b.Slaves {
 			fmt.Fprintf(&w, "\nSlave Interface: %s\n", s.Name)
 			fmt.Fprintf(&w, "MII Status: %s\n", s.MIIStatus)
+			if s.ArpMonitor != "" {
+				fmt.Fprintf(&w, "ARP/NS Monitor Status: %s\n", s.ArpMonitor)
+			}
 			if s.Speed > 0 {
 				fmt.Fprintf(&w, "Speed: %d Mbps\n", s.Speed)
 			} else {

@@ -305,6 +305,21 @@ func (l *Lane) tapRead(h *Port) []rings.Desc {
 // as for frames the kernel receives into the UMEM.
 const headroom = 256
 
+// isNeighbour reports ARP and IPv6 neighbour solicitation/advertisement
+// frames, untagged or behind one VLAN tag.
+func isNeighbour(f []byte) bool {
+	et, off, _, _ := policy.EtherType(f)
+	switch et {
+	case 0x0806:
+		return true
+	case 0x86dd:
+		// next header ICMPv6 (58), type 135 or 136, no extension headers
+		// (neighbour discovery is sent without them)
+		return len(f) >= off+41 && f[off+6] == 58 && (f[off+40] == 135 || f[off+40] == 136)
+	}
+	return false
+}
+
 func isSlow(f []byte) bool {
 	return len(f) >= 14 && f[12] == 0x88 && f[13] == 0x09
 }
@@ -333,6 +348,16 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port) int {
 			}
 			l.U.Free(d.Addr)
 			continue
+		}
+		if s != nil && s.CopyARP && isNeighbour(frame) {
+			cf := &l.cf
+			cf.Bond, cf.Member = uint16(b.Index), uint16(m)
+			cf.Len = uint16(copy(cf.Data[:], frame))
+			if l.ToCtrl.Push(cf) {
+				p.Stats.CtrlRx.Add(1)
+			} else {
+				p.Stats.CtrlDrop.Add(1)
+			}
 		}
 		if s == nil || !s.CanRX(m) || b.Host == nil {
 			l.drop(d.Addr, &p.Stats.DropInactive)

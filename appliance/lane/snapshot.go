@@ -32,6 +32,10 @@ type Snapshot struct {
 	RX uint64
 	// PacketsPerSlave is balance-rr's packets_per_slave (0 = random).
 	PacketsPerSlave uint32
+	// CopyARP: the ARP/NS monitor runs, so ARP and IPv6 neighbour
+	// discovery frames received on members are also copied to control
+	// (whether or not they are delivered to the host).
+	CopyARP bool
 }
 
 // CanRX reports whether frames received on member m are delivered.
