@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"time"
 
@@ -176,14 +177,14 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 
 func (a *Appliance) prepareBond(i int, bc config.Bond) (*bond, error) {
 	dp := a.cfg.Dataplane
-	b := &bond{idx: i, cfg: bc, mode: policy.Mode(bc.Mode), hash: policy.HashPolicy(bc.XmitHashPolicy), active: -1, host: bc.Name}
+	b := &bond{idx: i, cfg: bc, mode: policy.Mode(bc.Mode), hash: policy.HashPolicy(bc.XmitHashPolicy), active: -1, host: bc.Name, journal: &a.journal}
 	b.log = func(msg string, args ...any) { a.log.Info(msg, args...) }
 	for j, s := range bc.Slaves {
 		in, err := netdev.Get(s.Name)
 		if err != nil {
 			return nil, err
 		}
-		b.members = append(b.members, &member{idx: j, cfg: s, name: s.Name, ifindex: in.Index, permMAC: in.MAC, state: linkDown, duplex: "unknown"})
+		b.members = append(b.members, &member{idx: j, cfg: s, name: s.Name, ifindex: in.Index, permMAC: in.MAC, curMAC: in.MAC, state: linkDown, duplex: "unknown"})
 	}
 	b.mac = bc.MAC
 	if len(b.mac) == 0 {
@@ -227,14 +228,25 @@ func (a *Appliance) prepareBond(i int, bc config.Bond) (*bond, error) {
 			}
 		}
 	}
+	if in, err := netdev.Get(bc.Name); err == nil {
+		b.hostIndex = in.Index
+	}
 	for _, m := range b.members {
 		if err := a.journal.SetMTU(m.name, b.mtu); err != nil {
 			return nil, err
 		}
-		if !macEqual(m.permMAC, b.mac) {
+		if !b.usesOwnMACs() && !macEqual(m.permMAC, b.mac) {
 			if err := a.journal.SetMAC(m.name, b.mac); err != nil {
+				if m.idx == 0 && b.mode == policy.ActiveBackup {
+					// as bonding: a first slave that cannot change its MAC
+					// switches an active-backup bond to fail_over_mac active
+					a.log.Warn("the first slave cannot change its MAC; setting fail_over_mac to active", "bond", bc.Name, "slave", m.name, "err", err)
+					b.cfg.FailOverMAC = config.FailOverMACActive
+					continue
+				}
 				return nil, err
 			}
+			m.curMAC = append(net.HardwareAddr(nil), b.mac...)
 		}
 		if err := a.journal.SetQueues(m.name, dp.Queues); err != nil {
 			return nil, err
@@ -439,6 +451,14 @@ func (a *Appliance) onLinkUpdate(u netlink.LinkUpdate) {
 	now := time.Now()
 	for _, b := range a.bonds {
 		b.mu.Lock()
+		if idx == b.hostIndex && b.hostIndex != 0 {
+			b.setHostPromisc(u.Attrs().RawFlags&iffPromisc != 0)
+		}
+		if !b.cfg.UseCarrier {
+			// use_carrier 0: link state comes from ethtool at each miimon poll
+			b.mu.Unlock()
+			continue
+		}
 		changed := false
 		for _, m := range b.members {
 			if m.ifindex == idx {
@@ -582,6 +602,11 @@ func (a *Appliance) teardown() error {
 		l.Stop()
 	}
 	var errs []error
+	for _, b := range a.bonds {
+		b.mu.Lock()
+		errs = append(errs, b.undoPromisc())
+		b.mu.Unlock()
+	}
 	for _, at := range a.attach {
 		errs = append(errs, at.Detach())
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
+	"github.com/bond-appliance/bond-appliance/appliance/netdev"
 	"github.com/bond-appliance/bond-appliance/policy"
 )
 
@@ -47,6 +48,8 @@ type member struct {
 	failures int
 	speed    int
 	duplex   string
+	curMAC   net.HardwareAddr // the MAC the member carries now
+	promisc  bool             // promiscuity the appliance added (following the host device)
 }
 
 // bond is one bond's runtime state. mu guards everything below it; the data
@@ -68,13 +71,17 @@ type bond struct {
 	// manual is set by a runtime active_slave request: as in bonding, the
 	// chosen slave stays active (primary reselection waits) until the next
 	// link state change.
-	manual    bool
-	carrier   bool
-	snap      *lane.Snapshot
-	ad        *adState  // 802.3ad only
-	mon       *monState // ARP/NS monitor and peer notification, when configured
-	onCarrier func(up bool)
-	log       func(msg string, args ...any)
+	manual  bool
+	carrier bool
+	snap    *lane.Snapshot
+	ad      *adState  // 802.3ad only
+	mon     *monState // ARP/NS monitor and peer notification, when configured
+
+	journal     *netdev.Journal // records MAC changes for restore
+	hostIndex   int
+	hostPromisc bool
+	onCarrier   func(up bool)
+	log         func(msg string, args ...any)
 }
 
 // usable reports whether a member's MII state is up.
@@ -224,7 +231,9 @@ func (b *bond) rebuild() {
 			b.selectActive()
 		}
 		if b.active >= 0 && b.active != prevActive {
+			b.failOverMAC(prevActive, b.active)
 			b.monFailover(b.active)
+			b.syncPromisc()
 		}
 		if b.active >= 0 {
 			s.TX = []int{b.active}

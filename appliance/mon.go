@@ -98,9 +98,12 @@ func vlanIDs(v []int) []uint16 {
 	return out
 }
 
-// slaveMAC is the address a member sends from: the bond MAC in the modes
-// where members carry it.
+// slaveMAC is the address a member sends from: the MAC it carries (the
+// bond MAC unless fail_over_mac gives members their own).
 func (b *bond) slaveMAC(m *member) net.HardwareAddr {
+	if len(m.curMAC) == 6 {
+		return m.curMAC
+	}
 	return b.mac
 }
 
@@ -129,12 +132,13 @@ func (b *bond) monTick(now time.Time, rx func(member int) uint64) {
 	}
 	changed := false
 	if mon := ms.mon; mon != nil {
-		if b.mode != policy.ActiveBackup {
-			for i := range b.members {
-				if v := rx(i); v != ms.lastRx[i] {
-					ms.lastRx[i] = v
-					mon.Traffic(i, 0x0800, t)
-				}
+		// Frames received since the last look count as traffic for slaves
+		// that do not validate (bond_rcv_validate); ARP and neighbour
+		// discovery frames also reach the monitor themselves via Rx.
+		for i := range b.members {
+			if v := rx(i); v != ms.lastRx[i] {
+				ms.lastRx[i] = v
+				mon.Traffic(i, 0x0800, t)
 			}
 		}
 		if t >= mon.Next() {

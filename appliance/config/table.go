@@ -83,6 +83,7 @@ var (
 	}
 	// Since Linux 6.18 bonding accepts only use_carrier=1.
 	useCarrierValues = []Value{
+		{"off", 0, false},
 		{"on", 1, true},
 	}
 	allSlavesActiveValues = []Value{
@@ -422,8 +423,7 @@ var table = []Option{
 		Desc: "Milliseconds a link must stay up before its slave is used; rounded down to a multiple of miimon."}),
 		func(b *Bond) *int { return &b.Updelay }),
 	bondField(Option{Name: "use_carrier", Kind: KindBool, Values: useCarrierValues, Default: "on",
-		Note: "option obsolete, use_carrier cannot be disabled",
-		Desc: "Obsolete: link state always comes from the carrier; only on (1) is accepted."},
+		Desc: "MII monitor source: on (1) reads the carrier (netlink); off (0) asks the driver through ethtool (ETHTOOL_MSG_LINKSTATE) at every miimon poll. Recent kernels dropped 0; the appliance keeps it for drivers whose carrier is unreliable."},
 		func(b *Bond) *bool { return &b.UseCarrier }),
 	bondField(Option{Name: "xmit_hash_policy", Kind: KindEnum, Values: xmitHashValues, Default: "layer2",
 		Desc: "Hash that picks the transmitting slave in balance-xor, 802.3ad and balance-tlb."},

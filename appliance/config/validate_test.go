@@ -139,8 +139,7 @@ func TestBondingRules(t *testing.T) {
 		{"aliases agree", []string{"num_unsol_na: 5", "num_grat_arp: 5"}, func(b *Bond) bool { return b.NumGratARP == 5 }, nil, nil},
 		{"aliases differ", []string{"num_grat_arp: 3", "num_unsol_na: 5"}, nil, nil,
 			[]string{"bonds[0] (bond0): num_grat_arp: 3 differs from num_unsol_na 5 (allowed: the same value; they are aliases of one setting)"}},
-		{"use_carrier 0", []string{"use_carrier: 0"}, nil, nil,
-			[]string{`bonds[0] (bond0): use_carrier: invalid value "0" (allowed: on|1; option obsolete, use_carrier cannot be disabled)`}},
+		{"use_carrier 0", []string{"use_carrier: 0"}, nil, nil, nil},
 		{"lp_interval 0", []string{"lp_interval: 0"}, nil, nil,
 			[]string{"bonds[0] (bond0): lp_interval: 0 out of range (allowed 1..2147483647 or minval, maxval)"}},
 		{"mtu too big", []string{"mtu: 9000"}, nil, nil,
@@ -248,7 +247,6 @@ func TestValidateGoBuilt(t *testing.T) {
 		want   string
 	}{
 		{"mode out of range", func(c *Config) { c.Bonds[0].Mode = 9 }, `bonds[0] (bond0): mode: invalid value "9" (allowed: balance-rr|0`},
-		{"use_carrier off", func(c *Config) { c.Bonds[0].UseCarrier = false }, `bonds[0] (bond0): use_carrier: invalid value "0" (allowed: on|1; option obsolete, use_carrier cannot be disabled)`},
 		{"lacp_rate outside 802.3ad", func(c *Config) { c.Bonds[0].LACPRate = LACPRateFast }, "bonds[0] (bond0): lacp_rate: fast is not supported in mode balance-rr(0)"},
 		{"no bonds", func(c *Config) { c.Bonds = nil }, "bonds: at least one bond is required"},
 		{"no name", func(c *Config) { c.Bonds[0].Name = "" }, "bonds[0]: name: an interface name is required"},

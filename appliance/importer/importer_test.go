@@ -120,11 +120,10 @@ var cases = []testCase{
 		name: "modprobe/bad values, max_bonds, non-module parameters",
 		load: file("testdata/modprobe.d/problems.conf"),
 		bonds: []want{
-			{name: "bond0", opts: map[string]string{"mode": "active-backup", "miimon": "100", "arp_ip_target": "10.0.0.1,10.0.0.2", "num_grat_arp": "3"}},
-			{name: "bond1", opts: map[string]string{"mode": "active-backup", "miimon": "100", "arp_ip_target": "10.0.0.1,10.0.0.2", "num_grat_arp": "3"}},
+			{name: "bond0", opts: map[string]string{"mode": "active-backup", "miimon": "100", "arp_ip_target": "10.0.0.1,10.0.0.2", "num_grat_arp": "3", "use_carrier": "off"}},
+			{name: "bond1", opts: map[string]string{"mode": "active-backup", "miimon": "100", "arp_ip_target": "10.0.0.1,10.0.0.2", "num_grat_arp": "3", "use_carrier": "off"}},
 		},
 		skipped: []string{
-			`bonding: option use_carrier=0: invalid value "0" (allowed: on|1; option obsolete, use_carrier cannot be disabled) (modprobe:2)`,
 			`bonding: option tx_queues=32: a global parameter of the bonding module`,
 			`bonding: option ad_actor_sys_prio=100: not a parameter of the bonding module`,
 			`bonding: option fail_over_mac=actve: invalid value "actve" (allowed: none|0, active|1, follow|2)`,
@@ -177,12 +176,11 @@ var cases = []testCase{
 		name: "interfaces/bad values, mode rules, cross-option rules, shared slave",
 		load: file("testdata/interfaces/problems"),
 		bonds: []want{
-			{name: "bond0", slaves: []string{"eth0", "eth1"}, opts: map[string]string{"mode": "broadcast"}},
+			{name: "bond0", slaves: []string{"eth0", "eth1"}, opts: map[string]string{"mode": "broadcast", "use_carrier": "off"}},
 			{name: "bond1", slaves: []string{"eth9"}, opts: map[string]string{"mode": "active-backup"}},
 		},
 		skipped: []string{
 			`bond0: option bond-miimon 1OO: invalid value "1OO" (allowed 0..2147483647 or off, maxval) (interfaces:6)`,
-			`bond0: option bond-use-carrier 0: invalid value "0"`,
 			`bond0: option bond-foo bar: not a bonding option`,
 			`bond0: option bond-queue-id 2: a per-slave option`,
 			`bond0: option bond-lacp-rate fast: not supported in mode broadcast(3)`,
@@ -615,8 +613,7 @@ func TestFromNetlink(t *testing.T) {
 			bonds: []want{{name: "bond1", slaves: []string{"ens1", "ens2"}, opts: map[string]string{
 				"mode": "active-backup", "miimon": "0", "arp_interval": "500", "arp_ip_target": "192.0.2.1,192.0.2.2",
 				"arp_validate": "all", "primary": "ens2", "fail_over_mac": "active", "num_grat_arp": "2",
-				"mtu": "3000", "mac": "02:00:00:00:00:99"}}},
-			skipped: []string{`bond1: option use_carrier 0: invalid value "0" (allowed: on|1; option obsolete, use_carrier cannot be disabled) (kernel bond1)`},
+				"mtu": "3000", "mac": "02:00:00:00:00:99", "use_carrier": "off"}}},
 			notes: []string{
 				"bond1: active slave ens1: the current active slave is runtime state",
 				"bond1: ns_ip6_target, peer_notif_delay, lacp_active, arp_missed_max, coupled_control, broadcast_neighbor: not read",

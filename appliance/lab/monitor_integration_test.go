@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +105,165 @@ func TestIntegrationPeerNotify(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d gratuitous ARPs for %s from %s on the new active slave, want num_grat_arp=3", n, HostIP, mac)
+	}
+}
+
+func (e *env) linkMAC(ns, dev string) string {
+	e.t.Helper()
+	out, err := Sh(e.ctx, "ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// TestIntegrationFailOverMAC: fail_over_mac active and follow move MACs as
+// bonding does at a failover, and shutdown restores the members' MACs.
+func TestIntegrationFailOverMAC(t *testing.T) {
+	const mac0, mac1 = "02:42:b0:00:00:01", "02:42:b0:00:00:02" // the lab's permanent member MACs
+	for _, tc := range []struct {
+		fom           string
+		before, after [3]string // m0, m1, bond0 before and after failing m0
+	}{
+		{"active", [3]string{mac0, mac1, mac0}, [3]string{mac0, mac1, mac1}},
+		// follow: the new active takes the bond MAC, the old one the new one's former MAC
+		{"follow", [3]string{mac0, mac1, mac0}, [3]string{mac1, mac0, mac0}},
+		{"none", [3]string{mac0, mac0, mac0}, [3]string{mac0, mac0, mac0}},
+	} {
+		t.Run(tc.fom, func(t *testing.T) {
+			e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{"miimon": "100", "fail_over_mac": tc.fom, "primary": "m0", "primary_reselect": "failure"}})
+			waitFor(t, 3*time.Second, "m0 active", func() bool { return e.status().CurrentlyActiveSlave == "m0" })
+			macs := func() [3]string {
+				return [3]string{e.linkMAC(e.topo.GW, "m0"), e.linkMAC(e.topo.GW, "m1"), e.linkMAC(e.topo.GW, BondName)}
+			}
+			if got := macs(); got != tc.before {
+				t.Fatalf("before failover m0,m1,bond0 = %v, want %v", got, tc.before)
+			}
+			if err := e.topo.SetPort(e.ctx, 0, false); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 3*time.Second, "failover to m1", func() bool { return e.status().CurrentlyActiveSlave == "m1" })
+			if got := macs(); got != tc.after {
+				t.Fatalf("after failover m0,m1,bond0 = %v, want %v", got, tc.after)
+			}
+			if s := e.status(); s.MAC != tc.after[2] {
+				t.Fatalf("status MAC %s, want %s", s.MAC, tc.after[2])
+			}
+			if err := e.proc.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if m0, m1 := e.linkMAC(e.topo.GW, "m0"), e.linkMAC(e.topo.GW, "m1"); m0 != mac0 || m1 != mac1 {
+				t.Fatalf("after shutdown m0 %s m1 %s, want %s %s", m0, m1, mac0, mac1)
+			}
+		})
+	}
+}
+
+// TestIntegrationPromiscFollows: tcpdump-style promiscuity on the host
+// device reaches the active member only (active-backup), all members in
+// balance-xor, and is dropped again.
+func TestIntegrationPromiscFollows(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want [2]bool
+	}{{"active-backup", [2]bool{true, false}}, {"balance-xor", [2]bool{true, true}}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			e := setup(t, 2, BondSpec{Mode: tc.mode, Options: map[string]string{"miimon": "100"}})
+			e.waitUp()
+			promisc := func(dev string) bool {
+				out, _ := e.topo.InGW(e.ctx, "ip", "-o", "link", "show", dev)
+				return strings.Contains(out, "PROMISC")
+			}
+			if _, err := e.topo.InGW(e.ctx, "ip", "link", "set", BondName, "promisc", "on"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 2*time.Second, "members to follow promisc on", func() bool {
+				return promisc("m0") == tc.want[0] && promisc("m1") == tc.want[1]
+			})
+			if _, err := e.topo.InGW(e.ctx, "ip", "link", "set", BondName, "promisc", "off"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 2*time.Second, "members to drop promisc", func() bool { return !promisc("m0") && !promisc("m1") })
+		})
+	}
+}
+
+// TestIntegrationUpDownDelay: downdelay holds a lost carrier for its time
+// ("going down"), updelay a returning one ("going back").
+func TestIntegrationUpDownDelay(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100", "updelay": "600", "downdelay": "400"}})
+	e.waitUp()
+	mii := func() string { return e.status().Slaves[0].MIIStatus }
+	t0 := time.Now()
+	if err := e.topo.SetPort(e.ctx, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "going down", func() bool { return mii() == "going down" })
+	waitFor(t, 2*time.Second, "down", func() bool { return mii() == "down" })
+	if el := time.Since(t0); el < 400*time.Millisecond {
+		t.Fatalf("down after %v, before downdelay 400 ms", el)
+	}
+	t0 = time.Now()
+	if err := e.topo.SetPort(e.ctx, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "going back", func() bool { return mii() == "going back" })
+	waitFor(t, 2*time.Second, "up", func() bool { return mii() == "up" })
+	if el := time.Since(t0); el < 600*time.Millisecond {
+		t.Fatalf("up after %v, before updelay 600 ms", el)
+	}
+	if s := e.status(); s.UpDelay != 600 || s.DownDelay != 400 || s.Slaves[0].LinkFailureCount != 1 {
+		t.Fatalf("status %+v", s)
+	}
+}
+
+// TestIntegrationARPValidateFilter: with arp_validate none any traffic on the
+// active slave keeps it up; with filter only ARP counts, so a stream of UDP
+// frames from the peer does not hide that ARP replies stopped.
+func TestIntegrationARPValidateFilter(t *testing.T) {
+	for _, tc := range []struct {
+		validate string
+		down     bool
+	}{{"none", false}, {"filter", true}} {
+		t.Run(tc.validate, func(t *testing.T) {
+			e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{
+				"miimon": "0", "arp_interval": "100", "arp_ip_target": PeerIP, "arp_validate": tc.validate}})
+			if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", HostIP+Prefix, "dev", BondName); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "bond up", func() bool { return e.status().MIIStatus == "up" })
+			time.Sleep(1500 * time.Millisecond)
+			active := e.status().CurrentlyActiveSlave
+			port := 0
+			if active == "m1" {
+				port = 1
+			}
+			if _, err := e.topo.InPeer(e.ctx, "nft", "add table arp batest"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.topo.InPeer(e.ctx, "nft", "add chain arp batest c { type filter hook input priority 0 ; policy drop ; }"); err != nil {
+				t.Fatal(err)
+			}
+			// UDP frames from the peer to the bond on the active's port, 1.5 s
+			s, err := OpenPacket(e.topo.Peer, e.topo.Ports[port])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			peer, _ := net.ParseMAC(PeerMAC)
+			mac := e.bondMAC()
+			wentDown := false
+			for i := 0; i < 150; i++ {
+				s.Send(UDPFrame(mac, peer, 7, 7, uint32(i), 64))
+				time.Sleep(10 * time.Millisecond)
+				if e.status().MIIStatus != "up" {
+					wentDown = true
+					break
+				}
+			}
+			if wentDown != tc.down {
+				t.Fatalf("arp_validate %s: bond went down %v while UDP flowed without ARP replies, want %v", tc.validate, wentDown, tc.down)
+			}
+		})
 	}
 }

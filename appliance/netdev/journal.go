@@ -14,6 +14,7 @@ import (
 // reverse order. Devices the journal created are deleted by Restore.
 type Journal struct {
 	undo []undoStep
+	macs map[string]bool // devices whose original MAC is recorded
 }
 
 type undoStep struct {
@@ -47,6 +48,13 @@ func (j *Journal) SetMAC(name string, mac net.HardwareAddr) error {
 	if err := setMAC(l, mac); err != nil {
 		return fmt.Errorf("%s: set MAC %s: %w", name, mac, err)
 	}
+	if j.macs[name] {
+		return nil // the original is recorded already
+	}
+	if j.macs == nil {
+		j.macs = map[string]bool{}
+	}
+	j.macs[name] = true
 	j.push("mac "+name, func() error {
 		l, err := link(name)
 		if err != nil {
