@@ -182,3 +182,16 @@ func TestFormatText(t *testing.T) {
 		t.Fatalf("xor status:\n%s", txt)
 	}
 }
+
+func TestIGMPGroups(t *testing.T) {
+	data := []byte("Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n" +
+		"1\tlo        :     1      V3\n\t\t\t\t010000E0     1 0:00000000\t\t0\n" +
+		"5\tbond0     :     2      V3\n\t\t\t\t010101EF     1 0:00000000\t\t0\n\t\t\t\t010000E0     1 0:00000000\t\t0\n")
+	g := igmpGroups(data, "bond0")
+	if len(g) != 2 || g[0].Addr.String() != "239.1.1.1" || g[1].Addr.String() != "224.0.0.1" {
+		t.Fatalf("groups %v", g)
+	}
+	if len(igmpGroups(data, "eth9")) != 0 {
+		t.Fatal("groups for an absent device")
+	}
+}

@@ -1,8 +1,12 @@
 package appliance
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -24,6 +28,7 @@ type monState struct {
 	up       []bool   // the monitor's verdict per member
 	lastRx   []uint64 // member RX counters at the last tick (load-balancing traffic)
 	addrs    []monitor.Addr
+	groups   []monitor.Group
 	addrPoll time.Time
 	txDrops  uint64
 	sent     uint64 // probes sent
@@ -129,6 +134,7 @@ func (b *bond) monTick(now time.Time, rx func(member int) uint64) {
 	if now.Sub(ms.addrPoll) >= time.Second {
 		ms.addrPoll = now
 		b.refreshAddrs()
+		b.refreshGroups()
 	}
 	changed := false
 	if mon := ms.mon; mon != nil {
@@ -277,4 +283,53 @@ type MonitorInfo struct {
 	ProbesSent        uint64 `json:"probes_sent"`
 	NotificationsSent uint64 `json:"notifications_sent"`
 	TxQueueDrops      uint64 `json:"tx_queue_drops"`
+}
+
+// igmpGroups parses /proc/net/igmp for the IPv4 groups dev has joined.
+func igmpGroups(data []byte, dev string) []monitor.Group {
+	var out []monitor.Group
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "Idx") {
+			continue
+		}
+		if line[0] != '\t' && line[0] != ' ' {
+			f := strings.Fields(line)
+			in = len(f) >= 2 && f[1] == dev
+			continue
+		}
+		if !in {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 || len(f[0]) != 8 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[0], 16, 32)
+		if err != nil {
+			continue
+		}
+		// stored in network order, printed as a host-order (little-endian) word
+		a := netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+		out = append(out, monitor.Group{Addr: a})
+	}
+	return out
+}
+
+// refreshGroups reads the multicast groups the host device joined, for the
+// IGMP reports resent after a failover (resend_igmp).
+func (b *bond) refreshGroups() {
+	if b.mon == nil || b.mon.notif == nil {
+		return
+	}
+	data, err := os.ReadFile("/proc/net/igmp")
+	if err != nil {
+		return
+	}
+	g := igmpGroups(data, b.host)
+	if fmt.Sprint(g) == fmt.Sprint(b.mon.groups) {
+		return
+	}
+	b.mon.groups = g
+	_ = b.mon.notif.SetGroups(g)
 }

@@ -77,6 +77,12 @@ type env struct {
 // noise in the counts), and starts the appliance with spec.
 func setup(t *testing.T, n int, spec BondSpec) *env {
 	t.Helper()
+	return setupIP(t, n, spec, false)
+}
+
+// setupIP is setup with IPv6 left on when ipv6 is set.
+func setupIP(t *testing.T, n int, spec BondSpec, ipv6 bool) *env {
+	t.Helper()
 	privileged(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -86,6 +92,9 @@ func setup(t *testing.T, n int, spec BondSpec) *env {
 	}
 	t.Cleanup(topo.Close)
 	for _, ns := range []string{topo.GW, topo.Peer} {
+		if ipv6 {
+			break
+		}
 		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"} {
 			if _, err := Sh(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", k); err != nil {
 				t.Fatal(err)

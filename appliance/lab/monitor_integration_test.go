@@ -267,3 +267,88 @@ func TestIntegrationARPValidateFilter(t *testing.T) {
 		})
 	}
 }
+
+const (
+	peerIP6 = "2001:db8:b0::1"
+	hostIP6 = "2001:db8:b0::2"
+)
+
+// TestIntegrationNSMonitor: the IPv6 neighbour-solicitation monitor keeps the
+// active slave up while its target answers and takes the bond down when
+// the target's advertisements stop (nftables drop in the peer namespace).
+func TestIntegrationNSMonitor(t *testing.T) {
+	e := setupIP(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{
+		"miimon": "0", "arp_interval": "100", "ns_ip6_target": peerIP6, "arp_validate": "active"}}, true)
+	if _, err := e.topo.InPeer(e.ctx, "ip", "addr", "add", peerIP6+"/64", "dev", "br0", "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", hostIP6+"/64", "dev", BondName, "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	up := func() bool { return e.status().MIIStatus == "up" }
+	waitFor(t, 5*time.Second, "NS monitor to validate the active slave", func() bool {
+		s := e.status()
+		return up() && s.Monitor.ProbesSent > 15 && len(s.NSTargets) == 1
+	})
+	if out, err := e.topo.InGW(e.ctx, "ping", "-6", "-c", "3", "-i", "0.1", "-W", "1", peerIP6); err != nil {
+		t.Fatalf("ping6: %v\n%s", err, out)
+	}
+	if _, err := e.topo.InPeer(e.ctx, "nft", "add table ip6 batest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.topo.InPeer(e.ctx, "nft", "add chain ip6 batest out { type filter hook output priority 0 ; }"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.topo.InPeer(e.ctx, "nft", "add rule ip6 batest out icmpv6 type nd-neighbor-advert drop"); err != nil {
+		t.Fatal(err)
+	}
+	el := waitFor(t, 5*time.Second, "bond down without neighbour advertisements", func() bool { return !up() })
+	t.Logf("NS monitor: bond down %v after the target stopped advertising", el)
+	if _, err := e.topo.InPeer(e.ctx, "nft", "delete table ip6 batest"); err != nil {
+		t.Fatal(err)
+	}
+	el = waitFor(t, 5*time.Second, "bond back", up)
+	t.Logf("NS monitor: bond back %v after advertisements resumed", el)
+}
+
+// TestIntegrationNotifyNAAndIGMP: after a failover the new active slave sends
+// num_unsol_na unsolicited neighbour advertisements for the host's IPv6
+// address and resend_igmp membership reports for its groups.
+func TestIntegrationNotifyNAAndIGMP(t *testing.T) {
+	e := setupIP(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{
+		"miimon": "100", "num_unsol_na": "2", "resend_igmp": "2", "primary": "m0"}}, true)
+	if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", hostIP6+"/64", "dev", BondName, "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", "239.1.2.3/32", "dev", BondName, "autojoin"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "m0 active", func() bool { return e.status().CurrentlyActiveSlave == "m0" })
+	time.Sleep(1500 * time.Millisecond) // addresses and groups are read once a second
+	rx, err := OpenPacket(e.topo.Peer, e.topo.Ports[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := e.topo.SetPort(e.ctx, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "failover to m1", func() bool { return e.status().CurrentlyActiveSlave == "m1" })
+	target := net.ParseIP(hostIP6)
+	group := net.ParseIP("239.1.2.3").To4()
+	na, igmp := 0, 0
+	for _, f := range rx.Recv(1500*time.Millisecond, 1000) {
+		switch {
+		case len(f) >= 78 && f[12] == 0x86 && f[13] == 0xdd && f[20] == 58 && f[54] == 136 && bytes.Equal(f[62:78], target):
+			na++
+		case len(f) >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[23] == 2 && bytes.Contains(f[34:], group):
+			igmp++
+		}
+	}
+	if na != 2 {
+		t.Fatalf("%d unsolicited NAs for %s on the new active slave, want num_unsol_na=2", na, hostIP6)
+	}
+	if igmp < 2 {
+		t.Fatalf("%d IGMP reports for 239.1.2.3 on the new active slave, want resend_igmp=2", igmp)
+	}
+}
