@@ -190,3 +190,16 @@ func firstBond(st *appliance.Status) string {
 	st2.Lanes = nil
 	return appliance.FormatText(&st2)
 }
+
+// Summary is a one-line view of a status: per slave MII state and tx/rx.
+func Summary(st *appliance.Status) string {
+	if st == nil || len(st.Bonds) == 0 {
+		return "no status"
+	}
+	b := st.Bonds[0]
+	s := fmt.Sprintf("active=%s mii=%s host_rx=%d host_tx=%d", b.CurrentlyActiveSlave, b.MIIStatus, b.Host.RxPackets, b.Host.TxPackets)
+	for _, sl := range b.Slaves {
+		s += fmt.Sprintf(" %s:%s tx=%d rx=%d", sl.Name, sl.MIIStatus, sl.Counters.TxPackets, sl.Counters.RxPackets)
+	}
+	return s
+}
