@@ -39,6 +39,9 @@ type Appliance struct {
 	taps    []*tapDevice
 	started time.Time
 
+	events  eventBus
+	cfgPath string
+
 	ctrlStop chan struct{}
 	ctrlDone chan struct{}
 	server   *controlServer
@@ -178,7 +181,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 func (a *Appliance) prepareBond(i int, bc config.Bond) (*bond, error) {
 	dp := a.cfg.Dataplane
 	b := &bond{idx: i, cfg: bc, mode: policy.Mode(bc.Mode), hash: policy.HashPolicy(bc.XmitHashPolicy), active: -1, host: bc.Name, journal: &a.journal}
-	b.log = func(msg string, args ...any) { a.log.Info(msg, args...) }
+	b.log = a.event
 	for j, s := range bc.Slaves {
 		in, err := netdev.Get(s.Name)
 		if err != nil {

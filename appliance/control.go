@@ -18,13 +18,17 @@ type Request struct {
 	Bond   string `json:"bond,omitempty"`   // bond name ("" = all, for status)
 	Option string `json:"option,omitempty"` // for set
 	Value  string `json:"value,omitempty"`  // for set
+	Path   string `json:"path,omitempty"`   // for reload: the configuration file ("" = the one started with)
 }
 
 // Response answers a Request.
 type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
-	Status *Status `json:"status,omitempty"`
+	OK      bool     `json:"ok"`
+	Error   string   `json:"error,omitempty"`
+	Status  *Status  `json:"status,omitempty"`
+	Value   string   `json:"value,omitempty"`   // set: the value as applied
+	Changes []string `json:"changes,omitempty"` // reload: what was applied
+	Event   *Event   `json:"event,omitempty"`   // events stream
 }
 
 type controlServer struct {
@@ -90,6 +94,9 @@ func (a *Appliance) serve(c net.Conn) {
 		var resp Response
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "malformed request: " + err.Error()
+		} else if req.Cmd == "events" {
+			a.streamEvents(c, enc)
+			return
 		} else {
 			resp = a.handle(req)
 		}
@@ -108,17 +115,79 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true, Status: st}
 	case "set":
-		switch req.Option {
-		case "active_slave":
-			if err := a.SetActiveSlave(req.Bond, req.Value); err != nil {
-				return Response{Error: err.Error()}
-			}
-			return Response{OK: true}
-		default:
-			return Response{Error: fmt.Sprintf("set: option %q cannot be changed at runtime in this version (allowed: active_slave)", req.Option)}
+		v, err := a.SetOption(req.Bond, req.Option, req.Value)
+		if err != nil {
+			return Response{Error: err.Error()}
 		}
+		return Response{OK: true, Value: v}
+	case "reload":
+		changes, err := a.Reload(req.Path)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Changes: changes}
 	default:
-		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set)", req.Cmd)}
+		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set, reload, events)", req.Cmd)}
+	}
+}
+
+// streamEvents writes events as JSON lines until the client goes away or
+// the appliance stops.
+func (a *Appliance) streamEvents(c net.Conn, enc *json.Encoder) {
+	_ = c.SetDeadline(time.Time{})
+	ch := a.events.subscribe()
+	defer a.events.unsubscribe(ch)
+	// a closed client is noticed by the next write, or here
+	gone := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				close(gone)
+				return
+			}
+		}
+	}()
+	if enc.Encode(&Response{OK: true}) != nil {
+		return
+	}
+	for {
+		select {
+		case ev := <-ch:
+			if enc.Encode(&Response{OK: true, Event: &ev}) != nil {
+				return
+			}
+		case <-gone:
+			return
+		case <-a.ctrlStop:
+			return
+		}
+	}
+}
+
+// Stream sends one request and calls fn for every response line until fn
+// returns false or the connection ends (for events).
+func Stream(path string, req Request, fn func(*Response) bool) error {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bufio.NewReader(c))
+	for {
+		var resp Response
+		if err := dec.Decode(&resp); err != nil {
+			return nil
+		}
+		if !resp.OK {
+			return fmt.Errorf("%s", resp.Error)
+		}
+		if !fn(&resp) {
+			return nil
+		}
 	}
 }
 

@@ -19,7 +19,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -37,7 +40,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   bond-appliance -c FILE [--check]          run the appliance (foreground), or only validate FILE
   bond-appliance status [BOND] [--json] [--socket PATH | -c FILE]
+  bond-appliance status ... --watch [--interval 1s]   refresh in place
   bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
+  bond-appliance reload [--socket PATH | -c FILE]      re-read the configuration, apply the difference
+  bond-appliance events [--json] [--socket PATH | -c FILE]
   bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
   bond-appliance import [--modprobe FILE|DIR] [--interfaces FILE] [--ifcfg DIR|FILE] [--kernel BOND] [-o FILE [--force]]
   bond-appliance version
@@ -55,6 +61,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdLab(args[1:], stdout, stderr)
 		case "import":
 			return cmdImport(args[1:], stdout, stderr)
+		case "reload":
+			return cmdReload(args[1:], stdout, stderr)
+		case "events":
+			return cmdEvents(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "bond-appliance", appliance.Version)
 			return 0
@@ -97,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bond-appliance: %v\n", err)
 		return 1
 	}
+	a.SetConfigPath(*cfgPath)
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
@@ -105,13 +116,11 @@ loop:
 	for {
 		select {
 		case <-hup:
-			// Validate only: applying a changed configuration without a
-			// restart is not implemented yet; say so instead of pretending.
 			_ = sdnotify.Reloading()
-			if _, _, err := config.Load(*cfgPath); err != nil {
-				log.Error("reload: configuration does not validate; keeping the running one", "err", err)
+			if changes, err := a.Reload(""); err != nil {
+				log.Error("reload failed; the running configuration is unchanged", "err", err)
 			} else {
-				log.Warn("reload: configuration is valid; restart to apply it (live reload is not implemented)")
+				log.Info("reload applied", "changes", len(changes), "detail", changes)
 			}
 			_ = sdnotify.Ready()
 		case <-ctx.Done():
@@ -175,6 +184,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
+	watch := fs.Bool("watch", false, "refresh in place until interrupted")
+	interval := fs.Duration("interval", time.Second, "refresh interval for --watch")
 	sockFn := socketFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -183,6 +194,30 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if len(pos) > 1 {
 		fmt.Fprintln(stderr, "status: at most one BOND")
 		return 2
+	}
+	if *watch {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		rest := append([]string(nil), args...)
+		for i, a := range rest {
+			if a == "--watch" || a == "-watch" {
+				rest = append(rest[:i], rest[i+1:]...)
+				break
+			}
+		}
+		for {
+			var buf strings.Builder
+			code := cmdStatus(rest, &buf, stderr)
+			fmt.Fprint(stdout, "\033[H\033[2J"+time.Now().Format(time.RFC3339)+"\n"+buf.String())
+			if code != 0 {
+				return code
+			}
+			select {
+			case <-ctx.Done():
+				return 0
+			case <-time.After(*interval):
+			}
+		}
 	}
 	sock, err := sockFn()
 	if err != nil {
@@ -242,7 +277,77 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "set:", resp.Error)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: %s = %q\n", pos[0], pos[1], val)
+	fmt.Fprintf(stdout, "%s: %s = %q\n", pos[0], pos[1], resp.Value)
+	return 0
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sockFn := socketFlags(fs)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "reload:", err)
+		return 1
+	}
+	resp, err := appliance.Call(sock, appliance.Request{Cmd: "reload"})
+	if err != nil {
+		fmt.Fprintln(stderr, "reload:", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintln(stderr, resp.Error)
+		return 1
+	}
+	if len(resp.Changes) == 0 {
+		fmt.Fprintln(stdout, "reload: no change")
+	}
+	for _, c := range resp.Changes {
+		fmt.Fprintln(stdout, "applied:", c)
+	}
+	return 0
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON lines")
+	sockFn := socketFlags(fs)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "events:", err)
+		return 1
+	}
+	enc := json.NewEncoder(stdout)
+	err = appliance.Stream(sock, appliance.Request{Cmd: "events"}, func(r *appliance.Response) bool {
+		if r.Event == nil {
+			return true
+		}
+		if *asJSON {
+			return enc.Encode(r.Event) == nil
+		}
+		keys := make([]string, 0, len(r.Event.Fields))
+		for k := range r.Event.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		line := r.Event.Time.Format(time.RFC3339Nano) + " " + r.Event.Msg
+		for _, k := range keys {
+			line += " " + k + "=" + r.Event.Fields[k]
+		}
+		_, err := fmt.Fprintln(stdout, line)
+		return err == nil
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "events:", err)
+		return 1
+	}
 	return 0
 }
 

@@ -1,0 +1,195 @@
+package lab
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bond-appliance/bond-appliance/appliance"
+)
+
+// cli runs the appliance binary as a client against e's control socket.
+func (e *env) cli(args ...string) (string, error) {
+	return Sh(e.ctx, applianceBin, append(args, "--socket", e.proc.Socket)...)
+}
+
+func TestIntegrationRuntimeSet(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100", "xmit_hash_policy": "layer3+4"}})
+	e.waitUp()
+	out, err := e.cli("set", "bond0", "xmit_hash_policy", "layer2+3")
+	if err != nil || !strings.Contains(out, "layer2+3") {
+		t.Fatalf("set xmit_hash_policy: %v %s", err, out)
+	}
+	if s := e.status(); s.TransmitHashPolicy != "layer2+3 (2)" {
+		t.Fatalf("status after set: %q", s.TransmitHashPolicy)
+	}
+	// traffic follows the new policy: one IP pair, many ports -> one member
+	peer, _ := net.ParseMAC(PeerMAC)
+	per := e.hostToPeer(flowFrames(peer, e.bondMAC(), 32, 4))
+	if len(per[0]) != 0 && len(per[1]) != 0 {
+		t.Fatalf("layer2+3 with one address pair split over both members: %d/%d", len(per[0]), len(per[1]))
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"set", "bond0", "mode", "1"}, "can only be changed while the bond"},
+		{[]string{"set", "bond0", "miimon", "abc"}, "miimon"},
+		{[]string{"set", "bond0", "lacp_rate", "fast"}, "not supported in mode"},
+		{[]string{"set", "bond0", "no_such_option", "1"}, "unknown option"},
+		{[]string{"set", "bond9", "miimon", "100"}, "no bond"},
+	} {
+		out, err := e.cli(c.args...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Fatalf("%v: err %v, output %q, want an error containing %q", c.args, err, out, c.want)
+		}
+	}
+	if s := e.status(); s.TransmitHashPolicy != "layer2+3 (2)" || s.Mode != "balance-xor" {
+		t.Fatalf("a refused set changed the bond: %+v", s)
+	}
+	out, err = e.cli("set", "bond0", "miimon", "50")
+	if err != nil || e.status().MIIPollingInterval != 50 {
+		t.Fatalf("set miimon 50: %v %s", err, out)
+	}
+}
+
+// TestIntegrationReload: a reload applies only the difference while a
+// stream keeps flowing without loss; bad or start-only changes are refused
+// and change nothing.
+func TestIntegrationReload(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100", "xmit_hash_policy": "layer3+4"}})
+	e.waitUp()
+	cfgPath := filepath.Join(e.proc.Dir, "bond.yaml")
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(cfgPath, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a stream across the reload
+	peer, _ := net.ParseMAC(PeerMAC)
+	frames := flowFrames(peer, e.bondMAC(), 16, 125) // 2000 frames
+	done := make(chan [][]uint32)
+	go func() { done <- e.hostToPeerPaced(frames, 2*time.Millisecond) }()
+	time.Sleep(300 * time.Millisecond)
+	write(strings.Replace(string(orig), "miimon: 100", "miimon: 200", 1))
+	out, err := e.cli("reload")
+	if err != nil || !strings.Contains(out, "miimon=200") {
+		t.Fatalf("reload: %v %s", err, out)
+	}
+	per := <-done
+	if n := len(per[0]) + len(per[1]); n != len(frames) {
+		t.Fatalf("%d of %d frames arrived across the reload", n, len(frames))
+	}
+	if s := e.status(); s.MIIPollingInterval != 200 {
+		t.Fatalf("miimon after reload: %d", s.MIIPollingInterval)
+	}
+	for _, bad := range []struct{ from, to, want string }{
+		{"miimon: 100", "miimon: 10x", "miimon"},
+		{"mode: balance-xor", "mode: active-backup", "no slaves"},
+		{"slaves: [m0, m1]", "slaves: [m0]", "slaves changed"},
+	} {
+		write(strings.Replace(string(orig), bad.from, bad.to, 1))
+		out, err := e.cli("reload")
+		if err == nil || !strings.Contains(out, bad.want) {
+			t.Fatalf("reload with %q: err %v output %q, want a refusal naming %q", bad.to, err, out, bad.want)
+		}
+		if s := e.status(); s.MIIPollingInterval != 200 || s.Mode != "balance-xor" || len(s.Slaves) != 2 {
+			t.Fatalf("a refused reload changed the bond: %+v", s)
+		}
+	}
+}
+
+// hostToPeerPaced is hostToPeer with a pause between frames.
+func (e *env) hostToPeerPaced(frames [][]byte, gap time.Duration) [][]uint32 {
+	tx, err := OpenPacket(e.topo.GW, BondName)
+	if err != nil {
+		e.t.Error(err)
+		return nil
+	}
+	defer tx.Close()
+	var rx []*PacketSocket
+	for _, p := range e.topo.Ports {
+		s, err := OpenPacket(e.topo.Peer, p)
+		if err != nil {
+			e.t.Error(err)
+			return nil
+		}
+		defer s.Close()
+		rx = append(rx, s)
+	}
+	per := make([][]uint32, len(rx))
+	got := make(chan struct{}, len(rx))
+	stop := make(chan struct{})
+	for i, s := range rx {
+		go func() {
+			defer func() { got <- struct{}{} }()
+			for {
+				for _, f := range s.Recv(100*time.Millisecond, 100000) {
+					if q, ok := TestSeq(f); ok {
+						per[i] = append(per[i], q)
+					}
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	for _, f := range frames {
+		_ = tx.Send(f)
+		time.Sleep(gap)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	for range rx {
+		<-got
+	}
+	return per
+}
+
+func TestIntegrationEvents(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{"miimon": "100"}})
+	e.waitUp()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	evs := make(chan appliance.Event, 16)
+	go appliance.Stream(e.proc.Socket, appliance.Request{Cmd: "events"}, func(r *appliance.Response) bool {
+		if r.Event != nil {
+			evs <- *r.Event
+		}
+		return ctx.Err() == nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	active := e.status().CurrentlyActiveSlave
+	port := 0
+	if active == "m1" {
+		port = 1
+	}
+	if err := e.topo.SetPort(e.ctx, port, false); err != nil {
+		t.Fatal(err)
+	}
+	var sawDown, sawFailover bool
+	for !(sawDown && sawFailover) {
+		select {
+		case ev := <-evs:
+			if ev.Msg == "slave link state" && ev.Fields["slave"] == active && ev.Fields["to"] == "down" && ev.Fields["bond"] == BondName {
+				sawDown = true
+			}
+			if ev.Msg == "active slave changed" && ev.Fields["from"] == active {
+				sawFailover = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("events: link down seen %v, failover seen %v", sawDown, sawFailover)
+		}
+	}
+}
