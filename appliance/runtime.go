@@ -170,8 +170,8 @@ func (a *Appliance) Reload(path string) ([]string, error) {
 	if !reflect.DeepEqual(nc.Dataplane, a.cfg.Dataplane) {
 		refuse = append(refuse, "dataplane settings changed")
 	}
-	if !reflect.DeepEqual(nc.Control, a.cfg.Control) || !reflect.DeepEqual(nc.Log, a.cfg.Log) {
-		refuse = append(refuse, "control or log settings changed")
+	if !reflect.DeepEqual(nc.Control, a.cfg.Control) || !reflect.DeepEqual(nc.Log, a.cfg.Log) || nc.Metrics != a.cfg.Metrics {
+		refuse = append(refuse, "control, log or metrics settings changed")
 	}
 	type change struct {
 		bond, opt, val string

@@ -107,6 +107,7 @@ type Config struct {
 	Dataplane Dataplane
 	Control   Control
 	Log       Log
+	Metrics   Metrics
 	Bonds     []Bond
 
 	// broken marks the scopes ("dataplane", "bonds[N]") whose keys
@@ -236,7 +237,7 @@ func Defaults() *Config {
 	c := &Config{}
 	for _, o := range table {
 		switch o.Section {
-		case SectionDataplane, SectionControl, SectionLog:
+		case SectionDataplane, SectionControl, SectionLog, SectionMetrics:
 			if o.hasStaticDefault() {
 				o.set(c, nil, nil, o.defaultValue())
 			}
@@ -274,4 +275,9 @@ func defaultSlave(name string) Slave {
 	}
 	s.Name = name
 	return s
+}
+
+// Metrics configures the Prometheus exporter (off when Listen is empty).
+type Metrics struct {
+	Listen string // host:port of the /metrics endpoint
 }

@@ -79,7 +79,7 @@ func (d *decoder) errorf(broken, format string, args ...any) {
 	}
 }
 
-var topKeys = []string{"dataplane", "control", "log", "bonds"}
+var topKeys = []string{"dataplane", "control", "log", "metrics", "bonds"}
 
 func (d *decoder) document(doc *yaml.Node) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -112,6 +112,8 @@ func (d *decoder) document(doc *yaml.Node) {
 			d.section("control", ".", "control", SectionControl, val, nil, nil, nil)
 		case "log":
 			d.section("log", ".", "log", SectionLog, val, nil, nil, nil)
+		case "metrics":
+			d.section("metrics", ".", "metrics", SectionMetrics, val, nil, nil, nil)
 		case "bonds":
 			d.bonds(val)
 		default:

@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		"control.socket":        "/run/bond-appliance/control.sock",
 		"log.level":             "info",
 		"log.format":            "text",
+		"metrics.listen":        "",
 
 		"name":               "bond0",
 		"slaves":             []Slave{defaultSlave("m0"), defaultSlave("m1")},
@@ -292,8 +293,8 @@ func TestNotYAML(t *testing.T) {
 		{"tab indent", "bonds:\n\t- name: bond0\n", "config is not valid YAML"},
 		{"binary", "\x00\x01\x02\xff", "config is not valid YAML"},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n" + bondYAML(), `config is not valid YAML: line 3: mapping key "level" already defined at line 2`},
-		{"top-level scalar", "just some text", `config: the top level must be a mapping with the keys dataplane, control, log, bonds, got "just some text"`},
-		{"top-level list", "- a\n- b\n", "config: the top level must be a mapping with the keys dataplane, control, log, bonds, got a list"},
+		{"top-level scalar", "just some text", `config: the top level must be a mapping with the keys dataplane, control, log, metrics, bonds, got "just some text"`},
+		{"top-level list", "- a\n- b\n", "config: the top level must be a mapping with the keys dataplane, control, log, metrics, bonds, got a list"},
 		{"empty", "", "bonds: at least one bond is required"},
 		{"comment only", "# nothing\n", "bonds: at least one bond is required"},
 		{"no bonds", "log:\n  level: info\n", "bonds: at least one bond is required"},

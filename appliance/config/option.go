@@ -19,6 +19,7 @@ const (
 	SectionDataplane Section = "dataplane"
 	SectionControl   Section = "control"
 	SectionLog       Section = "log"
+	SectionMetrics   Section = "metrics"
 	SectionBond      Section = "bond"  // a key of an entry of bonds:
 	SectionSlave     Section = "slave" // a key of a slave object in slaves:
 )

@@ -47,6 +47,7 @@ func Reference() string {
 		{SectionDataplane, "dataplane", "The AF_XDP data plane, shared by all bonds."},
 		{SectionControl, "control", "The control socket."},
 		{SectionLog, "log", "Logging."},
+		{SectionMetrics, "metrics", "The Prometheus exporter (off unless listen is set)."},
 		{SectionBond, "bonds[]", "Each entry of `bonds` is one bond. Options other than `name`, `slaves`, `mac`, `mtu`, `vlans` and `force` are the bonding driver's."},
 		{SectionSlave, "bonds[].slaves[]", "A slave is an interface name, or a mapping with these keys."},
 	}

@@ -195,6 +195,17 @@ func checkSocket(v any) error {
 	return nil
 }
 
+func checkListen(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	return nil
+}
+
 func checkCores(v any) error {
 	l := v.([]int)
 	if len(l) == 0 {
@@ -282,6 +293,12 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup, check: checkSocket,
 		Desc: "Path of the control socket."},
 		func(c *Config) *string { return &c.Control.Socket }),
+
+	// metrics
+	cfgField(SectionMetrics, Option{Name: "listen", Kind: KindString, Default: "",
+		Flags: FlagExtension | FlagStartup, check: checkListen,
+		Desc: "host:port of the Prometheus /metrics endpoint, for example 127.0.0.1:9469; empty turns the exporter off."},
+		func(c *Config) *string { return &c.Metrics.Listen }),
 
 	// log
 	cfgField(SectionLog, Option{Name: "level", Kind: KindChoice,

@@ -23,6 +23,7 @@ func (c *Config) Validate() ([]string, error) {
 	v.dataplane()
 	v.generic(SectionControl, "control", "control.", func(o Option) any { return o.get(c, nil, nil) })
 	v.generic(SectionLog, "log", "log.", func(o Option) any { return o.get(c, nil, nil) })
+	v.generic(SectionMetrics, "metrics", "metrics.", func(o Option) any { return o.get(c, nil, nil) })
 	if len(c.Bonds) == 0 && !c.bad("bonds") {
 		v.errorf("bonds: at least one bond is required")
 	}

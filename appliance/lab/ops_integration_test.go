@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,6 +192,46 @@ func TestIntegrationEvents(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("events: link down seen %v, failover seen %v", sawDown, sawFailover)
+		}
+	}
+}
+
+// TestIntegrationMetrics scrapes the Prometheus endpoint of a running
+// 802.3ad-less bond and checks the main series.
+func TestIntegrationMetrics(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100"}, Metrics: "127.0.0.1:9469"})
+	e.waitUp()
+	peer, _ := net.ParseMAC(PeerMAC)
+	e.hostToPeer(flowFrames(peer, e.bondMAC(), 8, 8))
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return DialInNetns(e.topo.GW, network, addr)
+		},
+	}}
+	var body string
+	waitFor(t, 5*time.Second, "metrics endpoint", func() bool {
+		resp, err := client.Get("http://127.0.0.1:9469/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	for _, want := range []string{
+		`bond_appliance_bond_up{bond="bond0"} 1`,
+		`bond_appliance_slave_mii_up{bond="bond0",slave="m0"} 1`,
+		`bond_appliance_slave_transmit_packets_total{bond="bond0",slave="m0"}`,
+		`bond_appliance_host_receive_packets_total{bond="bond0"}`,
+		`bond_appliance_slave_dropped_packets_total{bond="bond0",reason="tx_full",slave="m1"}`,
+		`bond_appliance_port_xsk_fill_ring_empty_total{lane="0",port="m0",queue="0"}`,
+		`bond_appliance_lane_busy_ratio{lane="0"}`,
+		`bond_appliance_slave_link_failures_total{bond="bond0",slave="m1"} 0`,
+		`bond_appliance_info{version=`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s", want)
 		}
 	}
 }

@@ -125,3 +125,25 @@ func TestSeq(f []byte) (uint32, bool) {
 	}
 	return binary.BigEndian.Uint32(f[14+32:]), true
 }
+
+// DialInNetns opens a connection from inside namespace ns (the socket
+// belongs to ns for its whole life).
+func DialInNetns(ns, network, addr string) (net.Conn, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return nil, err
+	}
+	defer netns.Set(orig)
+	return net.DialTimeout(network, addr, 5*time.Second)
+}

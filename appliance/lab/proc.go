@@ -23,6 +23,7 @@ type BondSpec struct {
 	Cores      []int             // default: last CPU
 	HostDevice string            // veth (default) or tap
 	Poll       string            // busy or adaptive (default adaptive)
+	Metrics    string            // metrics.listen ("" = off)
 }
 
 // Config renders the YAML configuration of a one-bond appliance on t.
@@ -42,6 +43,9 @@ func (t *Topo) Config(spec BondSpec, socket string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataplane:\n  cores: %s\n  queues: %d\n  ring_size: 1024\n  poll: %s\n  host_device: %s\n", intList(cores), len(cores), poll, hd)
 	fmt.Fprintf(&b, "control:\n  socket: %s\nlog:\n  level: info\n", socket)
+	if spec.Metrics != "" {
+		fmt.Fprintf(&b, "metrics:\n  listen: %q\n", spec.Metrics)
+	}
 	slaves := "[" + strings.Join(t.Members, ", ") + "]"
 	if v, ok := spec.Options["slaves"]; ok {
 		slaves = v

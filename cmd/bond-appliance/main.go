@@ -27,6 +27,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lab"
+	"github.com/bond-appliance/bond-appliance/appliance/metrics"
 	"github.com/bond-appliance/bond-appliance/appliance/sdnotify"
 )
 
@@ -108,6 +109,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.SetConfigPath(*cfgPath)
+	metricsCtx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	metricsDone := make(chan struct{})
+	if cfg.Metrics.Listen != "" {
+		go func() {
+			defer close(metricsDone)
+			c := metrics.NewCollector(func() (*appliance.Status, error) { return a.Status("") })
+			if err := metrics.Serve(metricsCtx, cfg.Metrics.Listen, c, log); err != nil {
+				log.Error("metrics exporter stopped", "err", err)
+			}
+		}()
+	} else {
+		close(metricsDone)
+	}
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
@@ -129,6 +144,8 @@ loop:
 	}
 	_ = sdnotify.Stopping()
 	log.Info("shutting down", "reason", context.Cause(ctx))
+	stopMetrics()
+	<-metricsDone // no scrape reads the appliance while it closes
 	if err := a.Close(); err != nil {
 		fmt.Fprintf(stderr, "bond-appliance: shutdown: %v\n", err)
 		return 1
