@@ -162,6 +162,9 @@ type Bond struct {
 	MTU    int              // mtu
 	VLANs  []int            // vlans: VLAN ids that get peer-notification copies
 	Force  bool             // force: take over members that already have an XDP program
+	// CombineMonitors (combine_monitors, extension): MII and ARP/NS
+	// monitors run together instead of ARP monitoring being disabled.
+	CombineMonitors bool
 
 	Mode              int              // mode
 	XmitHashPolicy    int              // xmit_hash_policy

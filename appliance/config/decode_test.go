@@ -71,6 +71,7 @@ func TestDefaults(t *testing.T) {
 		"mtu":                1500,
 		"vlans":              []int(nil),
 		"force":              false,
+		"combine_monitors":   false,
 		"active_slave":       "",
 		"ad_actor_sys_prio":  65535,
 		"ad_actor_system":    net.HardwareAddr{0, 0, 0, 0, 0, 0},

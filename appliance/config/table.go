@@ -339,6 +339,10 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup,
 		Desc:  "Start even when a member already has an XDP program attached (it is replaced)."},
 		func(b *Bond) *bool { return &b.Force }),
+	bondField(Option{Name: "combine_monitors", Kind: KindBool, Values: boolValues, Default: "false",
+		Flags: FlagExtension,
+		Desc:  "Run the MII monitor and the ARP/NS monitor together; a slave is up only when every enabled monitor says so. Bonding forbids both (it disables ARP monitoring when miimon is set); teamd allows it."},
+		func(b *Bond) *bool { return &b.CombineMonitors }),
 
 	// bonds[]: bonding options, in bonding.rst order
 	bondField(Option{Name: "active_slave", Kind: KindIfName, Modes: primaryModes, Flags: FlagRawVal,

@@ -213,7 +213,7 @@ func (v *validator) bond(i int) {
 			v.warnf("%s: Warning: miimon module parameter not set and updelay (%d) or downdelay (%d) module parameter is set; updelay and downdelay have no effect unless miimon is set", w, b.Updelay, b.Downdelay)
 		}
 	} else {
-		if b.ArpInterval != 0 {
+		if b.ArpInterval != 0 && !b.CombineMonitors {
 			v.warnf("%s: Warning: miimon (%d) and arp_interval (%d) can't be used simultaneously, disabling ARP monitoring", w, b.Miimon, b.ArpInterval)
 			b.ArpInterval = 0
 		}

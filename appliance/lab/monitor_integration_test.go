@@ -352,3 +352,32 @@ func TestIntegrationNotifyNAAndIGMP(t *testing.T) {
 		t.Fatalf("%d IGMP reports for 239.1.2.3 on the new active slave, want resend_igmp=2", igmp)
 	}
 }
+
+// TestIntegrationCombinedMonitors (extension combine_monitors): with miimon
+// and the ARP monitor together, a slave whose carrier is up is still taken
+// out when its ARP target stops answering.
+func TestIntegrationCombinedMonitors(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{
+		"miimon": "100", "arp_interval": "100", "arp_ip_target": PeerIP, "arp_validate": "active", "combine_monitors": "true"}})
+	if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", HostIP+Prefix, "dev", BondName); err != nil {
+		t.Fatal(err)
+	}
+	s := e.status()
+	if s.ArpInterval != 100 || s.MIIPollingInterval != 100 {
+		t.Fatalf("both monitors should be configured: arp %d miimon %d", s.ArpInterval, s.MIIPollingInterval)
+	}
+	waitFor(t, 5*time.Second, "bond up", func() bool { return e.status().MIIStatus == "up" })
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := e.topo.InPeer(e.ctx, "nft", "add table arp batest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.topo.InPeer(e.ctx, "nft", "add chain arp batest c { type filter hook input priority 0 ; policy drop ; }"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the ARP monitor to take the bond down", func() bool { return e.status().MIIStatus != "up" })
+	for _, sl := range e.status().Slaves {
+		if sl.MIIStatus != "up" {
+			t.Fatalf("%s MII %s: carrier never went away", sl.Name, sl.MIIStatus)
+		}
+	}
+}
