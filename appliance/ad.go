@@ -26,7 +26,12 @@ type jitterStats struct {
 	n      uint64
 	sumAbs time.Duration
 	max    time.Duration
+	// the last full 10 s window and the current one
+	winStart        time.Time
+	winMax, prevWin time.Duration
 }
+
+const jitterWindow = 10 * time.Second
 
 func (j *jitterStats) observe(now time.Time, period time.Duration) {
 	if !j.last.IsZero() {
@@ -39,9 +44,20 @@ func (j *jitterStats) observe(now time.Time, period time.Duration) {
 		if d > j.max {
 			j.max = d
 		}
+		if now.Sub(j.winStart) >= jitterWindow {
+			j.prevWin, j.winMax, j.winStart = j.winMax, 0, now
+		}
+		if d > j.winMax {
+			j.winMax = d
+		}
+	} else {
+		j.winStart = now
 	}
 	j.last = now
 }
+
+// recentMax is the largest deviation in the last 10 to 20 s.
+func (j *jitterStats) recentMax() time.Duration { return max(j.winMax, j.prevWin) }
 
 func macArray(m net.HardwareAddr) (a [6]byte) {
 	copy(a[:], m)
@@ -160,7 +176,9 @@ type ADInfo struct {
 	// The 100 ms LACP tick measured on the control goroutine.
 	TickJitterMeanMs float64 `json:"tick_jitter_mean_ms"`
 	TickJitterMaxMs  float64 `json:"tick_jitter_max_ms"`
-	PDUTxQueueDrops  uint64  `json:"pdu_tx_queue_drops"`
+	// largest deviation in the last 10-20 s
+	TickJitterRecentMaxMs float64 `json:"tick_jitter_recent_max_ms"`
+	PDUTxQueueDrops       uint64  `json:"pdu_tx_queue_drops"`
 }
 
 // AggregatorInfo describes one aggregator.
@@ -240,6 +258,7 @@ func (b *bond) adStatus(bs *BondStatus) {
 	if j := b.ad.jitter; j.n > 0 {
 		info.TickJitterMeanMs = float64(j.sumAbs) / float64(j.n) / 1e6
 		info.TickJitterMaxMs = float64(j.max) / 1e6
+		info.TickJitterRecentMaxMs = float64(j.recentMax()) / 1e6
 	}
 	for _, a := range st.Aggregators {
 		ai := AggregatorInfo{ID: int(a.ID), Active: a.ID == st.ActiveAggregator, NumberOfPorts: len(a.Ports),

@@ -327,3 +327,7 @@ func (o *OVS) WaitReady(ctx context.Context, want int, timeout time.Duration) (t
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// JitterWindowSeconds is the window of the appliance's recent LACP tick
+// jitter figure (tick_jitter_recent_max_ms covers the last 10 to 20 s).
+const JitterWindowSeconds = 10
