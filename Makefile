@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test unit integration lint fuzz bench lab clean
+.PHONY: all build test unit integration lint fuzz bench perf-guard lab clean
 
 all: build
 
@@ -38,6 +38,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./rings ./umem ./lacp ./appliance/lane
+
+## perf-guard: short hot-path benchmarks vs the committed baseline (benchstat, >10% = regression)
+perf-guard:
+	perf/guard.sh
 
 ## lab: the self-contained demo (root): namespaces + veth + peer, traffic, failover
 MODE ?= active-backup
