@@ -65,8 +65,6 @@ func preflight(cfg *config.Config) error {
 	}
 	for _, b := range cfg.Bonds {
 		switch policy.Mode(b.Mode) {
-		case policy.BalanceTLB, policy.BalanceALB:
-			errs = append(errs, fmt.Errorf("bond %s: mode: %s is not available in this build (allowed now: balance-rr, active-backup, balance-xor, broadcast, 802.3ad)", b.Name, policy.Mode(b.Mode)))
 		}
 		if len(b.Slaves) > lane.MaxMembers {
 			errs = append(errs, fmt.Errorf("bond %s: slaves: %d members, at most %d", b.Name, len(b.Slaves), lane.MaxMembers))
@@ -135,6 +133,11 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 				return nil, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
 			}
 		}
+		if b.mode == policy.BalanceTLB || b.mode == policy.BalanceALB {
+			if err := b.setupALB(a.lanes[0]); err != nil {
+				return nil, fmt.Errorf("bond %s: %s: %w", b.cfg.Name, b.mode, err)
+			}
+		}
 		if err := b.setupMonitor(a.lanes[0]); err != nil {
 			return nil, fmt.Errorf("bond %s: ARP/NS monitor: %w", b.cfg.Name, err)
 		}
@@ -154,6 +157,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 			}
 			m.speed, m.duplex, _ = netdev.LinkMode(m.name)
 			b.adLink(m)
+			b.albLink(m)
 			if b.mon != nil && b.mon.mon != nil {
 				b.mon.mon.SetLink(m.idx, m.carrier)
 			}
@@ -423,6 +427,11 @@ func (a *Appliance) controlLoop() {
 					b.monTick(now, func(i int) uint64 { return b.memberRx(i) })
 					b.mu.Unlock()
 				}
+				if b.alb != nil {
+					b.mu.Lock()
+					b.albTick()
+					b.mu.Unlock()
+				}
 			}
 		case now := <-adTick.C:
 			a.drainCtrl()
@@ -527,12 +536,20 @@ func (a *Appliance) drainCtrl() {
 			b := a.bonds[f.Bond]
 			data := f.Data[:f.Len]
 			b.mu.Lock()
-			if isSlowProtocol(data) {
+			switch {
+			case f.Member == lane.HostMember:
+				if b.alb != nil {
+					b.albHostARP(data)
+				}
+			case isSlowProtocol(data):
 				if b.ad != nil {
 					b.adReceive(int(f.Member), data)
 				}
-			} else {
+			default:
 				b.monRx(int(f.Member), data)
+				if b.alb != nil {
+					b.alb.b.PeerRx(int(f.Member), data)
+				}
 			}
 			b.mu.Unlock()
 		}

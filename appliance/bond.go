@@ -76,6 +76,7 @@ type bond struct {
 	snap    *lane.Snapshot
 	ad      *adState  // 802.3ad only
 	mon     *monState // ARP/NS monitor and peer notification, when configured
+	alb     *albState // balance-tlb and balance-alb only
 
 	journal     *netdev.Journal // records MAC changes for restore
 	hostIndex   int
@@ -134,6 +135,7 @@ func (b *bond) updateLink(m *member, carrier bool, now time.Time) bool {
 	if m.state != old {
 		b.manual = false
 		b.adLink(m)
+		b.albLink(m)
 	}
 	if b.mon != nil && b.mon.mon != nil {
 		b.mon.mon.SetLink(m.idx, carrier)
@@ -215,6 +217,10 @@ func (b *bond) rebuild() {
 	s.CopyARP = b.mon != nil && b.mon.mon != nil
 	prevActive := b.active
 	switch b.mode {
+	case policy.BalanceTLB, policy.BalanceALB:
+		if b.alb != nil {
+			b.albSnapshot(s, prevActive)
+		}
 	case policy.IEEE8023AD:
 		b.adSnapshot(s)
 		if len(s.TX) > 0 {

@@ -26,6 +26,11 @@ import (
 
 // usesOwnMACs reports whether members keep their own MACs at start.
 func (b *bond) usesOwnMACs() bool {
+	if b.mode == policy.BalanceALB {
+		return true // each slave keeps its own MAC; the bond MAC lives on the active one
+	}
+	// balance-tlb: every NIC keeps the bond MAC in hardware (frames sent on
+	// a non-active slave carry its own address as source only)
 	return b.mode == policy.ActiveBackup && b.cfg.FailOverMAC != config.FailOverMACNone
 }
 

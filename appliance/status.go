@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bond-appliance/bond-appliance/appliance/alb"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/policy"
 )
@@ -46,6 +47,7 @@ type BondStatus struct {
 	ArpTargets           []string      `json:"arp_ip_targets,omitempty"`
 	NSTargets            []string      `json:"ns_ipv6_targets,omitempty"`
 	Monitor              *MonitorInfo  `json:"monitor,omitempty"`
+	ALB                  *alb.Status   `json:"alb,omitempty"` // balance-tlb / balance-alb
 }
 
 // SlaveStatus is one slave block.
@@ -215,6 +217,10 @@ func (b *bond) status(hostDev string) BondStatus {
 		b.adStatus(&bs)
 	}
 	b.monStatus(&bs)
+	if b.alb != nil {
+		st := b.alb.b.Status()
+		bs.ALB = &st
+	}
 	return bs
 }
 
@@ -273,7 +279,7 @@ func FormatText(st *Status) string {
 		}
 		fmt.Fprintf(&w, "Bond MAC: %s  MTU: %d  Host device: %s\n", b.MAC, b.MTU, b.HostDevice)
 		fmt.Fprintf(&w, "Host counters: %s\n", b.Host.line())
-		for _, s := range b.Slaves {
+		for i, s := range b.Slaves {
 			fmt.Fprintf(&w, "\nSlave Interface: %s\n", s.Name)
 			fmt.Fprintf(&w, "MII Status: %s\n", s.MIIStatus)
 			if s.ArpMonitor != "" {
@@ -306,6 +312,13 @@ func FormatText(st *Status) string {
 				c := ad.Counters
 				fmt.Fprintf(&w, "LACP counters: lacpdu rx %d tx %d, marker rx %d tx %d, marker response rx %d tx %d, bad %d, unknown %d, loopback %d, state transitions %d\n",
 					c.LACPDUsRx, c.LACPDUsTx, c.MarkersRx, c.MarkersTx, c.MarkerResponsesRx, c.MarkerResponsesTx, c.BadPDUs, c.UnknownRx, c.LoopbackRx, c.StateTransitions)
+			}
+			if b.ALB != nil {
+				for _, as := range b.ALB.Slaves {
+					if as.Index == i {
+						fmt.Fprintf(&w, "TLB load (bytes/s): %d  hash indexes: %d  RLB clients: %d  current MAC: %s\n", as.Load, as.Indexes, as.Clients, as.MAC)
+					}
+				}
 			}
 			fmt.Fprintf(&w, "Counters: %s\n", s.Counters.line())
 		}

@@ -36,7 +36,11 @@ type Topo struct {
 	Peer    string   // netns of the far side
 	Members []string // member names in GW (m0, m1, ...)
 	Ports   []string // their peers in Peer (p0, p1, ...)
+	Hosts   []string // extra peer hosts' namespaces, behind the bridge (PeerHostIP(i))
 }
+
+// PeerHostIP is the address of extra peer host i.
+func PeerHostIP(i int) string { return fmt.Sprintf("198.18.0.%d", 11+i) }
 
 var seq atomic.Uint32
 
@@ -71,6 +75,9 @@ type TopoOptions struct {
 	// PeerIP; without it the peer ports are left up and bare (for an LACP
 	// partner such as Open vSwitch to take them).
 	Bridge bool
+	// Hosts adds that many peer hosts, each in its own namespace behind
+	// the bridge (balance-alb spreads them over the members).
+	Hosts int
 }
 
 // NewTopoOpts creates a topology.
@@ -138,6 +145,29 @@ func NewTopoOpts(ctx context.Context, o TopoOptions) (t *Topo, err error) {
 		if err := sh("ip", "-n", t.Peer, "link", "set", "br0", "up"); err != nil {
 			return nil, err
 		}
+		for i := 0; i < o.Hosts; i++ {
+			hn := fmt.Sprintf("ba-%s-h%d", id, i)
+			if err := sh("ip", "netns", "add", hn); err != nil {
+				return nil, err
+			}
+			t.Hosts = append(t.Hosts, hn)
+			br := fmt.Sprintf("h%d", i)
+			if err := sh("ip", "-n", t.Peer, "link", "add", br, "type", "veth", "peer", "name", "eth0", "netns", hn); err != nil {
+				return nil, err
+			}
+			for _, c := range [][]string{
+				{"ip", "-n", t.Peer, "link", "set", br, "master", "br0"},
+				{"ip", "-n", t.Peer, "link", "set", br, "up"},
+				{"ip", "-n", hn, "link", "set", "lo", "up"},
+				{"ip", "-n", hn, "addr", "add", PeerHostIP(i) + Prefix, "dev", "eth0"},
+				{"ip", "-n", hn, "link", "set", "eth0", "up"},
+				{"ip", "netns", "exec", hn, "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "sg", "off"},
+			} {
+				if err := sh(c...); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	return t, nil
 }
@@ -166,8 +196,7 @@ func (t *Topo) SetPort(ctx context.Context, i int, up bool) error {
 func (t *Topo) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, ns := range []string{t.GW, t.Peer} {
-		_, _ = Sh(ctx, "ip", "netns", "pids", ns) // nothing to do with them: the appliance is stopped first
+	for _, ns := range append([]string{t.GW, t.Peer}, t.Hosts...) {
 		_, _ = Sh(ctx, "ip", "netns", "del", ns)
 	}
 }

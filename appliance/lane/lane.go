@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/bond-appliance/bond-appliance/appliance/alb"
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/bond-appliance/bond-appliance/rings"
 	"github.com/bond-appliance/bond-appliance/umem"
@@ -65,10 +66,12 @@ type Bond struct {
 	Host    *Port
 	Members []*Port // by member index; nil where the member has no socket here
 
-	snap  atomic.Pointer[Snapshot]
-	rr    policy.RoundRobin
-	rrPPS uint32
-	rrSet bool
+	snap atomic.Pointer[Snapshot]
+	// ALBLoad counts the bytes sent per tlb/alb hash index (read by control).
+	ALBLoad alb.Counters
+	rr      policy.RoundRobin
+	rrPPS   uint32
+	rrSet   bool
 }
 
 // Publish makes s the bond's forwarding state; the lane picks it up at its
@@ -88,6 +91,10 @@ type CtrlFrame struct {
 
 // CtrlFrameMax is the largest frame passed between control and a lane.
 const CtrlFrameMax = 512
+
+// HostMember in a CtrlFrame from a lane marks a frame the host sent (not
+// one received on a member).
+const HostMember = 0xffff
 
 // Stats are the lane's own counters.
 type Stats struct {
@@ -264,6 +271,36 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
 			m = s.TX[last]
 		case policy.BalanceXOR, policy.IEEE8023AD:
 			m = s.TX[policy.SlaveIndex(policy.Hash(frame, s.Hash), len(s.TX))]
+		case policy.BalanceTLB, policy.BalanceALB:
+			t := s.ALB
+			if t == nil {
+				l.drop(d.Addr, &h.Stats.DropNoSlave)
+				continue
+			}
+			slave, counter := t.Pick(frame, s.XmitHash)
+			if slave == alb.ToControl {
+				// an ARP frame rlb may rewrite: control sends it (HostTx)
+				cf := &l.cf
+				cf.Bond, cf.Member = uint16(b.Index), HostMember
+				cf.Len = uint16(copy(cf.Data[:], frame))
+				if l.ToCtrl.Push(cf) {
+					h.Stats.CtrlRx.Add(1)
+				} else {
+					h.Stats.CtrlDrop.Add(1)
+				}
+				l.U.Free(d.Addr)
+				continue
+			}
+			if slave < 0 || slave >= len(b.Members) {
+				l.drop(d.Addr, &h.Stats.DropNoSlave)
+				continue
+			}
+			b.ALBLoad.Add(counter, uint64(d.Len))
+			if slave != t.Active {
+				// bond_do_alb_xmit: frames on another slave carry its MAC
+				copy(frame[6:12], t.MAC[slave][:])
+			}
+			m = slave
 		default: // active-backup; tlb/alb transmit on the active slave until they have their own balancer
 			m = s.TX[0]
 		}
@@ -359,7 +396,29 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port) int {
 				p.Stats.CtrlDrop.Add(1)
 			}
 		}
-		if s == nil || !s.CanRX(m) || b.Host == nil {
+		if s == nil || b.Host == nil {
+			l.drop(d.Addr, &p.Stats.DropInactive)
+			continue
+		}
+		if t := s.ALB; t != nil {
+			// tlb/alb delivery rules (bond_should_deliver_exact_match);
+			// in alb a frame to the slave's own MAC gets the bond's
+			if !t.Deliver(m, frame) {
+				l.drop(d.Addr, &p.Stats.DropInactive)
+				continue
+			}
+			if t.RLB && frame[0]&1 == 0 {
+				// also a frame to the MAC of a failed slave, taught to the
+				// switch on the active one (rlb_teach_disabled_mac_on_primary)
+				dst := [6]byte(frame[:6])
+				for i := range len(b.Members) {
+					if i < len(t.MAC) && dst == t.MAC[i] && dst != t.Bond {
+						copy(frame[:6], t.Bond[:])
+						break
+					}
+				}
+			}
+		} else if !s.CanRX(m) {
 			l.drop(d.Addr, &p.Stats.DropInactive)
 			continue
 		}

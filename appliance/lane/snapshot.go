@@ -11,7 +11,10 @@
 // the kernel asks for them (need_wakeup).
 package lane
 
-import "github.com/bond-appliance/bond-appliance/policy"
+import (
+	"github.com/bond-appliance/bond-appliance/appliance/alb"
+	"github.com/bond-appliance/bond-appliance/policy"
+)
 
 // MaxMembers is the most members one bond can have in a lane.
 const MaxMembers = 64
@@ -36,6 +39,11 @@ type Snapshot struct {
 	// discovery frames received on members are also copied to control
 	// (whether or not they are delivered to the host).
 	CopyARP bool
+	// ALB is the transmit table of a balance-tlb or balance-alb bond.
+	ALB *alb.Table
+	// XmitHash is bond_xmit_hash for the bond's policy, built once per
+	// snapshot (no per-frame closure).
+	XmitHash func([]byte) uint32
 }
 
 // CanRX reports whether frames received on member m are delivered.
