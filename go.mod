@@ -3,6 +3,7 @@ module github.com/bond-appliance/bond-appliance
 go 1.26.8
 
 require (
+	github.com/asavie/xdp v0.3.3
 	github.com/cilium/ebpf v0.22.0
 	github.com/mdlayher/ethtool v0.7.0
 	github.com/prometheus/client_golang v1.25.0
