@@ -160,6 +160,6 @@ func TestIntegrationTLB(t *testing.T) {
 		}
 	}
 	if got := e.status().MAC; got == "" {
-		t.Fatal(fmt.Sprint("no bond MAC"))
+		t.Fatal("no bond MAC")
 	}
 }

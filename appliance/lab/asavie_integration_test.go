@@ -2,12 +2,10 @@ package lab
 
 import (
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/asavie/xdp"
-	"github.com/vishvananda/netns"
 )
 
 // TestIntegrationIndependentXSK receives the appliance's transmitted frames
@@ -58,23 +56,9 @@ func TestIntegrationIndependentXSK(t *testing.T) {
 }
 
 func inNetns(t *testing.T, ns string, fn func()) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	if err := InNetns(ns, func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Set(orig)
-	fn()
 }
 
 func openAsavie(t *testing.T, ns, dev string) (*xdp.Socket, *xdp.Program, int) {

@@ -3,12 +3,10 @@ package lab
 import (
 	"fmt"
 	"net"
-	"runtime"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netns"
 )
 
 // Blackhole drops the slow-protocol frames (ethertype 0x8809: LACPDUs,
@@ -38,34 +36,21 @@ func NewBlackhole(ns, ifname string) (*Blackhole, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blackhole program: %w", err)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	var l link.Link
+	err = InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		l, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXEgress})
+		if err != nil {
+			return fmt.Errorf("attach TCX egress on %s: %w", ifname, err)
+		}
+		return nil
+	})
 	if err != nil {
 		prog.Close()
 		return nil, err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		prog.Close()
-		return nil, err
-	}
-	defer netns.Set(orig)
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXEgress})
-	if err != nil {
-		prog.Close()
-		return nil, fmt.Errorf("attach TCX egress on %s: %w", ifname, err)
 	}
 	return &Blackhole{l: l, p: prog}, nil
 }

@@ -20,38 +20,48 @@ type PacketSocket struct {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// OpenPacket opens a raw socket on ifname inside namespace ns.
-func OpenPacket(ns, ifname string) (*PacketSocket, error) {
+// InNetns runs fn on a thread switched into namespace ns (sockets and
+// links it creates belong to ns) and switches back.
+func InNetns(ns string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orig.Close()
 	h, err := netns.GetFromName(ns)
 	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", ns, err)
+		return fmt.Errorf("netns %s: %w", ns, err)
 	}
 	defer h.Close()
 	if err := netns.Set(h); err != nil {
-		return nil, err
+		return err
 	}
 	defer netns.Set(orig)
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("%s in %s: %w", ifname, ns, err)
-	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	return &PacketSocket{fd: fd, ifindex: ifi.Index}, nil
+	return fn()
+}
+
+// OpenPacket opens a raw socket on ifname inside namespace ns.
+func OpenPacket(ns, ifname string) (p *PacketSocket, err error) {
+	err = InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", ifname, ns, err)
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+		p = &PacketSocket{fd: fd, ifindex: ifi.Index}
+		return nil
+	})
+	return p, err
 }
 
 // Send transmits one frame.
@@ -128,22 +138,10 @@ func TestSeq(f []byte) (uint32, bool) {
 
 // DialInNetns opens a connection from inside namespace ns (the socket
 // belongs to ns for its whole life).
-func DialInNetns(ns, network, addr string) (net.Conn, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return nil, err
-	}
-	defer netns.Set(orig)
-	return net.DialTimeout(network, addr, 5*time.Second)
+func DialInNetns(ns, network, addr string) (c net.Conn, err error) {
+	err = InNetns(ns, func() error {
+		c, err = net.DialTimeout(network, addr, 5*time.Second)
+		return err
+	})
+	return c, err
 }

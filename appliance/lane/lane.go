@@ -280,14 +280,7 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
 			slave, counter := t.Pick(frame, s.XmitHash)
 			if slave == alb.ToControl {
 				// an ARP frame rlb may rewrite: control sends it (HostTx)
-				cf := &l.cf
-				cf.Bond, cf.Member = uint16(b.Index), HostMember
-				cf.Len = uint16(copy(cf.Data[:], frame))
-				if l.ToCtrl.Push(cf) {
-					h.Stats.CtrlRx.Add(1)
-				} else {
-					h.Stats.CtrlDrop.Add(1)
-				}
+				l.toCtrl(b.Index, HostMember, frame, h)
 				l.U.Free(d.Addr)
 				continue
 			}
@@ -342,6 +335,18 @@ func (l *Lane) tapRead(h *Port) []rings.Desc {
 // as for frames the kernel receives into the UMEM.
 const headroom = 256
 
+// toCtrl copies a frame to control; p counts it (or its loss).
+func (l *Lane) toCtrl(bond int, member uint16, frame []byte, p *Port) {
+	cf := &l.cf
+	cf.Bond, cf.Member = uint16(bond), member
+	cf.Len = uint16(copy(cf.Data[:], frame))
+	if l.ToCtrl.Push(cf) {
+		p.Stats.CtrlRx.Add(1)
+	} else {
+		p.Stats.CtrlDrop.Add(1)
+	}
+}
+
 // isNeighbour reports ARP and IPv6 neighbour solicitation/advertisement
 // frames, untagged or behind one VLAN tag.
 func isNeighbour(f []byte) bool {
@@ -375,26 +380,12 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port) int {
 		bytes += uint64(d.Len)
 		frame := l.U.Frame(d.Addr, d.Len)
 		if isSlow(frame) {
-			cf := &l.cf
-			cf.Bond, cf.Member = uint16(b.Index), uint16(m)
-			cf.Len = uint16(copy(cf.Data[:], frame))
-			if l.ToCtrl.Push(cf) {
-				p.Stats.CtrlRx.Add(1)
-			} else {
-				p.Stats.CtrlDrop.Add(1)
-			}
+			l.toCtrl(b.Index, uint16(m), frame, p)
 			l.U.Free(d.Addr)
 			continue
 		}
 		if s != nil && s.CopyARP && isNeighbour(frame) {
-			cf := &l.cf
-			cf.Bond, cf.Member = uint16(b.Index), uint16(m)
-			cf.Len = uint16(copy(cf.Data[:], frame))
-			if l.ToCtrl.Push(cf) {
-				p.Stats.CtrlRx.Add(1)
-			} else {
-				p.Stats.CtrlDrop.Add(1)
-			}
+			l.toCtrl(b.Index, uint16(m), frame, p)
 		}
 		if s == nil || b.Host == nil {
 			l.drop(d.Addr, &p.Stats.DropInactive)
