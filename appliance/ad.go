@@ -272,7 +272,7 @@ func (b *bond) adStatus(bs *BondStatus) {
 	}
 	bs.AD = info
 	for i := range bs.Slaves {
-		p, ok := st.Port(i)
+		p, ok := st.Port(bs.Slaves[i].idx)
 		if !ok {
 			continue
 		}

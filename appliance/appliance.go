@@ -39,8 +39,9 @@ type Appliance struct {
 	taps    []*tapDevice
 	started time.Time
 
-	events  eventBus
-	cfgPath string
+	events    eventBus
+	laneFirst []*xsk.Socket // the socket owning each lane UMEM (hot-added sockets share it)
+	cfgPath   string
 
 	ctrlStop chan struct{}
 	ctrlDone chan struct{}
@@ -274,6 +275,7 @@ type device struct {
 	name    string
 	ifindex int
 	prog    *xdpprog.Program
+	attach  *xdpprog.Attachment
 }
 
 func (a *Appliance) attachDevice(name string, force bool) (*device, error) {
@@ -293,7 +295,31 @@ func (a *Appliance) attachDevice(name string, force bool) (*device, error) {
 	}
 	a.attach = append(a.attach, at)
 	a.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode))
-	return &device{name: name, ifindex: in.Index, prog: p}, nil
+	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
+}
+
+// openSocket opens the AF_XDP socket of device d's queue q on lane q's UMEM
+// (sharing it with *first, or registering it when *first is nil).
+func (a *Appliance) openSocket(q int, u *umem.UMEM, first **xsk.Socket, d *device) (*lane.Port, *xsk.Socket, error) {
+	dp := a.cfg.Dataplane
+	opt := xsk.Options{RingSize: uint32(dp.RingSize), Bind: xsk.BindMode(dp.XDPBind)}
+	s, err := xsk.Open(u, d.ifindex, q, opt, *first)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s queue %d: %w", d.name, q, err)
+	}
+	a.sockets = append(a.sockets, s)
+	if *first == nil {
+		*first = s
+	}
+	if err := d.prog.SetSocket(q, s.FD); err != nil {
+		return nil, nil, err
+	}
+	mode := "copy"
+	if s.ZeroCopy {
+		mode = "zero-copy"
+	}
+	a.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q)
+	return &lane.Port{Name: d.name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s}, s, nil
 }
 
 func (a *Appliance) buildLanes() error {
@@ -318,13 +344,15 @@ func (a *Appliance) buildLanes() error {
 			if err != nil {
 				return err
 			}
+			m.dev = d
 			devs[i].members = append(devs[i].members, d)
 			nsock++
 		}
 	}
 	ring := uint32(dp.RingSize)
+	// room for the start-up sockets plus spareSockets hot-added members
+	nsock += spareSockets
 	frames := uint32(nsock)*ring*2 + uint32(dp.Batch*nsock*2)
-	opt := xsk.Options{RingSize: ring, Bind: xsk.BindMode(dp.XDPBind)}
 	for q := 0; q < dp.Queues; q++ {
 		u, err := umem.New(umem.Config{NumFrames: frames, FrameSize: uint32(dp.FrameSize), HugePages: dp.HugePages})
 		if err != nil {
@@ -333,23 +361,8 @@ func (a *Appliance) buildLanes() error {
 		a.umems = append(a.umems, u)
 		var first *xsk.Socket
 		open := func(d *device) (*lane.Port, error) {
-			s, err := xsk.Open(u, d.ifindex, q, opt, first)
-			if err != nil {
-				return nil, fmt.Errorf("%s queue %d: %w", d.name, q, err)
-			}
-			a.sockets = append(a.sockets, s)
-			if first == nil {
-				first = s
-			}
-			if err := d.prog.SetSocket(q, s.FD); err != nil {
-				return nil, err
-			}
-			mode := "copy"
-			if s.ZeroCopy {
-				mode = "zero-copy"
-			}
-			a.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q)
-			return &lane.Port{Name: d.name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s}, nil
+			p, _, err := a.openSocket(q, u, &first, d)
+			return p, err
 		}
 		var lbs []*lane.Bond
 		for i, b := range a.bonds {
@@ -363,16 +376,18 @@ func (a *Appliance) buildLanes() error {
 			} else if t := a.tapFor(b); t != nil {
 				lb.Host = t.port(q, u)
 			}
-			for _, d := range devs[i].members {
-				p, err := open(d)
+			for j, d := range devs[i].members {
+				p, s, err := a.openSocket(q, u, &first, d)
 				if err != nil {
 					return err
 				}
 				lb.Members = append(lb.Members, p)
+				b.members[j].socks = append(b.members[j].socks, s)
 			}
 			b.lanes = append(b.lanes, lb)
 			lbs = append(lbs, lb)
 		}
+		a.laneFirst = append(a.laneFirst, first)
 		cpu := dp.Cores[q%len(dp.Cores)]
 		l := lane.New(lane.Config{ID: q, CPU: cpu, Batch: dp.Batch, RingSize: dp.RingSize, Adaptive: dp.Poll == "adaptive"}, u, lbs)
 		a.lanes = append(a.lanes, l)
@@ -473,7 +488,7 @@ func (a *Appliance) onLinkUpdate(u netlink.LinkUpdate) {
 		}
 		changed := false
 		for _, m := range b.members {
-			if m.ifindex == idx {
+			if m.ifindex == idx && !m.removed {
 				changed = b.updateLink(m, carrier, now) || changed
 			}
 		}
@@ -489,6 +504,9 @@ func (a *Appliance) pollBond(b *bond, now time.Time) {
 	defer b.mu.Unlock()
 	changed := false
 	for _, m := range b.members {
+		if m.removed {
+			continue
+		}
 		carrier := m.carrier
 		if b.cfg.UseCarrier {
 			if in, err := netdev.Get(m.name); err == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/xsk"
 	"github.com/bond-appliance/bond-appliance/policy"
 )
 
@@ -49,6 +50,9 @@ type member struct {
 	speed    int
 	duplex   string
 	curMAC   net.HardwareAddr // the MAC the member carries now
+	dev      *device          // its XDP program and attachment
+	socks    []*xsk.Socket    // its socket in each lane
+	removed  bool             // hot-removed: a tombstone keeping indices stable
 	promisc  bool             // promiscuity the appliance added (following the host device)
 }
 
@@ -86,7 +90,7 @@ type bond struct {
 }
 
 // usable reports whether a member's MII state is up.
-func (m *member) usable() bool { return m.state == linkUp }
+func (m *member) usable() bool { return m.state == linkUp && !m.removed }
 
 // ok reports whether a member may carry traffic: every enabled monitor
 // (MII, and ARP/NS when configured) must say it is up. Running both

@@ -120,6 +120,20 @@ func (a *Appliance) handle(req Request) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Value: v}
+	case "slave":
+		var err error
+		switch req.Option {
+		case "add":
+			err = a.AddSlave(req.Bond, req.Value)
+		case "del":
+			err = a.DelSlave(req.Bond, req.Value)
+		default:
+			err = fmt.Errorf("slave: %q is not add or del", req.Option)
+		}
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
 	case "reload":
 		changes, err := a.Reload(req.Path)
 		if err != nil {
@@ -127,7 +141,7 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true, Changes: changes}
 	default:
-		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set, reload, events)", req.Cmd)}
+		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set, slave, reload, events)", req.Cmd)}
 	}
 }
 

@@ -62,6 +62,7 @@ type SlaveStatus struct {
 	Prio             int      `json:"prio"`
 	Counters         Counters `json:"counters"`
 	AD               *SlaveAD `json:"ad,omitempty"` // 802.3ad only
+	idx              int      // member index
 	// ArpMonitor is the ARP/NS monitor's verdict (up, down, going back,
 	// going down) when it runs; MII Status is the carrier monitor's.
 	ArpMonitor string `json:"arp_monitor,omitempty"`
@@ -204,7 +205,10 @@ func (b *bond) status(hostDev string) BondStatus {
 		}
 	}
 	for _, m := range b.members {
-		ss := SlaveStatus{Name: m.name, MIIStatus: m.state.String(), Speed: m.speed, Duplex: m.duplex,
+		if m.removed {
+			continue
+		}
+		ss := SlaveStatus{idx: m.idx, Name: m.name, MIIStatus: m.state.String(), Speed: m.speed, Duplex: m.duplex,
 			LinkFailureCount: m.failures, PermanentHWAddr: m.permMAC.String(), QueueID: m.cfg.QueueID, Prio: m.cfg.Prio}
 		for _, lb := range b.lanes {
 			if m.idx < len(lb.Members) && lb.Members[m.idx] != nil {

@@ -555,3 +555,36 @@ func TestHotPathZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestUnconsumedAndPending(t *testing.T) {
+	fm, tm, rm, cm := simMem(8, 8), simMem(8, 16), simMem(8, 16), simMem(8, 8)
+	f, tx, rx, c := NewFill(fm, simOff, 8), NewTX(tm, simOff, 8), NewRX(rm, simOff, 8), NewCompletion(cm, simOff, 8)
+	idx, n := f.Reserve(3)
+	for i := uint32(0); i < n; i++ {
+		f.Set(idx+i, uint64(i+1)*2048)
+	}
+	f.Submit(n)
+	// the kernel consumed the first one
+	*(*uint32)(unsafe.Pointer(&fm[64])) = 1
+	if got := f.Unconsumed(nil); len(got) != 2 || got[0] != 4096 || got[1] != 6144 {
+		t.Fatalf("fill unconsumed %v", got)
+	}
+	idx, n = tx.Reserve(2)
+	tx.Set(idx, Desc{Addr: 100})
+	tx.Set(idx+1, Desc{Addr: 200})
+	tx.Submit(n)
+	if got := tx.Unconsumed(nil); len(got) != 2 || got[1] != 200 {
+		t.Fatalf("tx unconsumed %v", got)
+	}
+	// kernel produced one RX descriptor and one completion
+	*(*Desc)(unsafe.Pointer(&rm[192])) = Desc{Addr: 300}
+	*(*uint32)(unsafe.Pointer(&rm[0])) = 1
+	*(*uint64)(unsafe.Pointer(&cm[192])) = 400
+	*(*uint32)(unsafe.Pointer(&cm[0])) = 1
+	if got := rx.Pending(nil); len(got) != 1 || got[0] != 300 {
+		t.Fatalf("rx pending %v", got)
+	}
+	if got := c.Pending(nil); len(got) != 1 || got[0] != 400 {
+		t.Fatalf("completion pending %v", got)
+	}
+}

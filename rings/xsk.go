@@ -1,6 +1,8 @@
 package rings
 
 import (
+	"sync/atomic"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -237,3 +239,41 @@ func (x *RX) Get(idx uint32) Desc { return *x.r.descAt(idx) }
 // Release hands the next n claimed entries back to the kernel
 // (store-release).
 func (x *RX) Release(n uint32) { x.r.release(n) }
+
+// ---- reclaiming a retired socket's frames ----
+
+// Unconsumed appends the addresses submitted on the fill ring that the
+// kernel has not consumed yet. Only for a socket the kernel no longer
+// uses (unbound from the XSKMAP, about to be closed): the frames are the
+// caller's again.
+func (f *Fill) Unconsumed(dst []uint64) []uint64 {
+	for i := atomic.LoadUint32(f.r.consumer); i != f.r.prod; i++ {
+		dst = append(dst, *f.r.addrAt(i))
+	}
+	return dst
+}
+
+// Unconsumed appends the addresses of the descriptors submitted on the TX
+// ring that the kernel has not consumed (see Fill.Unconsumed).
+func (t *TX) Unconsumed(dst []uint64) []uint64 {
+	for i := atomic.LoadUint32(t.r.consumer); i != t.r.prod; i++ {
+		dst = append(dst, t.r.descAt(i).Addr)
+	}
+	return dst
+}
+
+// Pending appends the addresses of the RX descriptors not yet released.
+func (r *RX) Pending(dst []uint64) []uint64 {
+	for i := r.r.cons; i != atomic.LoadUint32(r.r.producer); i++ {
+		dst = append(dst, r.r.descAt(i).Addr)
+	}
+	return dst
+}
+
+// Pending appends the completed addresses not yet released.
+func (c *Completion) Pending(dst []uint64) []uint64 {
+	for i := c.r.cons; i != atomic.LoadUint32(c.r.producer); i++ {
+		dst = append(dst, *c.r.addrAt(i))
+	}
+	return dst
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance"
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // cli runs the appliance binary as a client against e's control socket.
@@ -232,6 +233,70 @@ func TestIntegrationMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestIntegrationSlaveAddDel hot-adds and removes members while a flow on
+// another member keeps running: no frame of that flow is lost; the added
+// member carries traffic; the removed one is restored (MAC, no XDP).
+func TestIntegrationSlaveAddDel(t *testing.T) {
+	e := setup(t, 3, BondSpec{Mode: "balance-xor", Options: map[string]string{
+		"miimon": "100", "xmit_hash_policy": "layer3+4", "slaves": "[m0, m1]"}})
+	e.waitUp()
+	const permM1 = "02:42:b0:00:00:02" // the lab's permanent MAC of m1 (it carries the bond MAC while enslaved)
+	peer, _ := net.ParseMAC(PeerMAC)
+	mac := e.bondMAC()
+	// a flow that layer3+4 puts on m0 with two slaves and with three
+	var flow uint16
+	for f := uint16(20000); f < 21000; f++ {
+		fr := UDPFrame(peer, mac, f, 5001, 0, 64)
+		if policy.SlaveIndex(policy.Hash(fr, policy.Layer34), 2) == 0 && policy.SlaveIndex(policy.Hash(fr, policy.Layer34), 3) == 0 {
+			flow = f
+			break
+		}
+	}
+	var frames [][]byte
+	for i := 0; i < 1500; i++ {
+		frames = append(frames, UDPFrame(peer, mac, flow, 5001, uint32(i), 64))
+	}
+	done := make(chan [][]uint32)
+	go func() { done <- e.hostToPeerPaced(frames, time.Millisecond) }()
+	time.Sleep(300 * time.Millisecond)
+	if out, err := e.cli("slave", "bond0", "add", "m2"); err != nil {
+		t.Fatalf("slave add: %v %s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if out, err := e.cli("slave", "bond0", "del", "m1"); err != nil {
+		t.Fatalf("slave del: %v %s", err, out)
+	}
+	per := <-done
+	if len(per[0]) != len(frames) {
+		t.Fatalf("flow on m0 lost frames across slave add/del: %d of %d", len(per[0]), len(frames))
+	}
+	s := e.status()
+	if len(s.Slaves) != 2 || s.Slaves[0].Name != "m0" || s.Slaves[1].Name != "m2" {
+		t.Fatalf("slaves after add m2 / del m1: %+v", s.Slaves)
+	}
+	// m2 carries traffic, m1 none
+	per = e.hostToPeer(flowFrames(peer, mac, 32, 4))
+	if len(per[2]) == 0 || len(per[1]) != 0 {
+		t.Fatalf("after add/del: m0 %d m1 %d m2 %d frames", len(per[0]), len(per[1]), len(per[2]))
+	}
+	out, _ := e.topo.InGW(e.ctx, "ip", "-d", "link", "show", "m1")
+	if strings.Contains(out, "prog/xdp") {
+		t.Fatalf("m1 keeps an XDP program after removal:\n%s", out)
+	}
+	if got := e.linkMAC(e.topo.GW, "m1"); got != permM1 {
+		t.Fatalf("m1 MAC %s after removal, was %s", got, permM1)
+	}
+	for _, c := range []struct{ args []string }{
+		{[]string{"slave", "bond0", "add", "m0"}},
+		{[]string{"slave", "bond0", "del", "m1"}},
+		{[]string{"slave", "bond0", "add", "nosuch9"}},
+	} {
+		if out, err := e.cli(c.args...); err == nil {
+			t.Fatalf("%v succeeded: %s", c.args, out)
 		}
 	}
 }

@@ -121,12 +121,13 @@ type Lane struct {
 	FromCtrl *rings.SPSC[CtrlFrame]
 	Stats    Stats
 
-	ports   []*Port
-	xdp     []*Port // ports with AF_XDP rings
+	cur     *Layout                // the layout this lane works with
+	next    atomic.Pointer[Layout] // published by control
+	adopted atomic.Pointer[Layout] // acknowledged by the lane
+	reclaim *rings.SPSC[uint64]    // frames of retired sockets, freed by the lane
 	rxbuf   []rings.Desc
 	addrs   []uint64
 	cf      CtrlFrame
-	pollfds []unix.PollFd
 	stop    atomic.Bool
 	started bool
 	done    chan struct{}
@@ -149,28 +150,88 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 		rxbuf:    make([]rings.Desc, cfg.Batch),
 		done:     make(chan struct{}),
 	}
-	for _, b := range bonds {
-		pendCap := cfg.Batch * (len(b.Members) + 2)
-		all := append([]*Port{b.Host}, b.Members...)
-		for _, p := range all {
-			if p == nil {
-				continue
-			}
-			p.pend = make([]rings.Desc, pendCap)
-			l.ports = append(l.ports, p)
-			if !p.Tap {
-				l.xdp = append(l.xdp, p)
-			}
-			if p.FD >= 0 {
-				l.pollfds = append(l.pollfds, unix.PollFd{Fd: int32(p.FD), Events: unix.POLLIN})
-			}
-		}
+	members := make([][]*Port, len(bonds))
+	for i, b := range bonds {
+		members[i] = b.Members
 	}
+	l.reclaim = rings.NewSPSC[uint64](1 << 16)
+	l.cur = l.NewLayout(members)
+	l.next.Store(l.cur)
+	l.adopted.Store(l.cur)
 	return l
 }
 
-// Ports returns every port of the lane.
-func (l *Lane) Ports() []*Port { return l.ports }
+// Layout is the set of member sockets a lane serves, per bond (index =
+// member index; nil where a member has no socket). Control builds a new
+// Layout to add or retire sockets; the lane adopts it at its next
+// iteration. A published Layout is never modified.
+type Layout struct {
+	Members [][]*Port
+	ports   []*Port
+	xdp     []*Port
+	pollfds []unix.PollFd
+}
+
+// NewLayout derives a Layout (allocating the pending-transmit arrays of
+// ports that do not have them yet).
+func (l *Lane) NewLayout(members [][]*Port) *Layout {
+	lay := &Layout{Members: members}
+	for i, b := range l.Bonds {
+		var ms []*Port
+		if i < len(members) {
+			ms = members[i]
+		}
+		pendCap := l.cfg.Batch * (len(ms) + 2)
+		for _, p := range append([]*Port{b.Host}, ms...) {
+			if p == nil {
+				continue
+			}
+			if len(p.pend) < pendCap {
+				p.pend = make([]rings.Desc, pendCap)
+			}
+			lay.ports = append(lay.ports, p)
+			if !p.Tap {
+				lay.xdp = append(lay.xdp, p)
+			}
+			if p.FD >= 0 {
+				lay.pollfds = append(lay.pollfds, unix.PollFd{Fd: int32(p.FD), Events: unix.POLLIN})
+			}
+		}
+	}
+	return lay
+}
+
+// Publish hands a new layout to the lane. Ports added must be ready (rings
+// mapped); ports dropped stay open until Adopted says the lane let go.
+func (l *Lane) Publish(lay *Layout) { l.next.Store(lay) }
+
+// Adopted reports whether the lane works with lay (or is not running, so
+// nothing uses the old one).
+func (l *Lane) Adopted(lay *Layout) bool {
+	return l.adopted.Load() == lay || !l.started || l.stop.Load()
+}
+
+// Reclaim hands frames of a retired socket back to the lane's allocator;
+// false when the queue is full (try again).
+func (l *Lane) Reclaim(addr uint64) bool { return l.reclaim.Push(&addr) }
+
+// Published returns the layout last handed to the lane.
+func (l *Lane) Published() *Layout { return l.next.Load() }
+
+// Ports returns every port of the lane's current layout.
+func (l *Lane) Ports() []*Port { return l.next.Load().ports }
+
+// adopt switches to the published layout and frees reclaimed frames.
+func (l *Lane) adopt() {
+	if n := l.next.Load(); n != l.cur {
+		l.cur = n
+		l.adopted.Store(n)
+	}
+	var a uint64
+	for l.reclaim.Pop(&a) {
+		l.U.Free(a)
+	}
+}
 
 // Config returns the lane's configuration.
 func (l *Lane) Config() Config { return l.cfg }
@@ -181,15 +242,17 @@ func (l *Lane) Prime() { l.refill() }
 // Step runs one iteration: receive on every port, forward, transmit,
 // reap completions, refill. It returns the number of frames received.
 func (l *Lane) Step() int {
+	l.adopt()
 	work := 0
-	for _, b := range l.Bonds {
+	for i, b := range l.Bonds {
 		s := b.snap.Load()
+		ms := l.cur.Members[i]
 		if b.Host != nil {
-			work += l.hostRX(b, s)
+			work += l.hostRX(b, s, ms)
 		}
-		for m, p := range b.Members {
+		for m, p := range ms {
 			if p != nil {
-				work += l.memberRX(b, s, m, p)
+				work += l.memberRX(b, s, m, p, ms)
 			}
 		}
 	}
@@ -215,7 +278,7 @@ func (l *Lane) enqueue(p *Port, d rings.Desc, from *Port) {
 }
 
 // hostRX forwards frames the host sent to the members chosen by the mode.
-func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
+func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	h := b.Host
 	var descs []rings.Desc
 	if h.Tap {
@@ -262,7 +325,7 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
 					continue
 				}
 				copy(l.U.Frame(addr, d.Len), frame)
-				if p := b.Members[s.TX[j]]; p != nil {
+				if p := memberAt(members, s.TX[j]); p != nil {
 					l.enqueue(p, rings.Desc{Addr: addr, Len: d.Len}, h)
 				} else {
 					l.drop(addr, &h.Stats.DropNoSlave)
@@ -284,7 +347,7 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
 				l.U.Free(d.Addr)
 				continue
 			}
-			if slave < 0 || slave >= len(b.Members) {
+			if slave < 0 || slave >= len(members) {
 				l.drop(d.Addr, &h.Stats.DropNoSlave)
 				continue
 			}
@@ -297,7 +360,7 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot) int {
 		default: // active-backup; tlb/alb transmit on the active slave until they have their own balancer
 			m = s.TX[0]
 		}
-		p := b.Members[m]
+		p := memberAt(members, m)
 		if p == nil {
 			l.drop(d.Addr, &h.Stats.DropNoSlave)
 			continue
@@ -368,7 +431,7 @@ func isSlow(f []byte) bool {
 
 // memberRX delivers frames received on member m to the host, slow-protocol
 // frames to control.
-func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port) int {
+func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) int {
 	idx, n := p.RX.Peek(uint32(l.cfg.Batch))
 	if n == 0 {
 		return 0
@@ -402,7 +465,7 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port) int {
 				// also a frame to the MAC of a failed slave, taught to the
 				// switch on the active one (rlb_teach_disabled_mac_on_primary)
 				dst := [6]byte(frame[:6])
-				for i := range len(b.Members) {
+				for i := range len(members) {
 					if i < len(t.MAC) && dst == t.MAC[i] && dst != t.Bond {
 						copy(frame[:6], t.Bond[:])
 						break
@@ -430,11 +493,10 @@ func (l *Lane) ctrlTX() int {
 		if int(cf.Bond) >= len(l.Bonds) {
 			continue
 		}
-		b := l.Bonds[cf.Bond]
-		if int(cf.Member) >= len(b.Members) || b.Members[cf.Member] == nil {
+		p := memberAt(l.cur.Members[cf.Bond], int(cf.Member))
+		if p == nil {
 			continue
 		}
-		p := b.Members[cf.Member]
 		addr, ok := l.U.Alloc()
 		if !ok {
 			p.Stats.DropNoFrame.Add(1)
@@ -449,8 +511,15 @@ func (l *Lane) ctrlTX() int {
 
 const copyModeTxBatch = 32 // descriptors the kernel sends per sendto in copy mode
 
+func memberAt(ms []*Port, i int) *Port {
+	if i < 0 || i >= len(ms) {
+		return nil
+	}
+	return ms[i]
+}
+
 func (l *Lane) flush() {
-	for _, p := range l.ports {
+	for _, p := range l.cur.ports {
 		if p.Tap {
 			l.tapWrite(p)
 			continue
@@ -503,7 +572,7 @@ func (l *Lane) tapWrite(p *Port) {
 }
 
 func (l *Lane) complete() {
-	for _, p := range l.xdp {
+	for _, p := range l.cur.xdp {
 		idx, n := p.Comp.Peek(uint32(len(l.addrs)))
 		if n == 0 {
 			continue
@@ -519,7 +588,7 @@ func (l *Lane) complete() {
 }
 
 func (l *Lane) refill() {
-	for _, p := range l.xdp {
+	for _, p := range l.cur.xdp {
 		free := p.Fill.Free()
 		if free == 0 {
 			continue
@@ -574,8 +643,8 @@ func (l *Lane) Run() {
 		idle++
 		if l.cfg.Adaptive && idle > spinsBeforeSleep {
 			l.Stats.Sleeps.Add(1)
-			if len(l.pollfds) > 0 {
-				_, _ = unix.Poll(l.pollfds, 1)
+			if fds := l.cur.pollfds; len(fds) > 0 {
+				_, _ = unix.Poll(fds, 1)
 			}
 		}
 	}

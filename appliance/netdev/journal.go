@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 )
@@ -217,6 +218,29 @@ func (j *Journal) CreateVeth(hostName, dpName string, queues int, mac net.Hardwa
 
 // OnRestore registers an extra undo step (for changes made elsewhere).
 func (j *Journal) OnRestore(what string, fn func() error) { j.push(what, fn) }
+
+// RestoreDevice undoes the changes recorded for one device (a member that
+// leaves), newest first, and forgets them.
+func (j *Journal) RestoreDevice(name string) error {
+	var errs []error
+	keep := j.undo[:0]
+	var mine []undoStep
+	for _, u := range j.undo {
+		if strings.HasSuffix(u.what, " "+name) {
+			mine = append(mine, u)
+		} else {
+			keep = append(keep, u)
+		}
+	}
+	j.undo = keep
+	for i := len(mine) - 1; i >= 0; i-- {
+		if err := mine[i].fn(); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", mine[i].what, err))
+		}
+	}
+	delete(j.macs, name)
+	return errors.Join(errs...)
+}
 
 // Restore undoes every recorded change, newest first, and returns all errors.
 func (j *Journal) Restore() error {

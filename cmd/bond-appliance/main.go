@@ -43,6 +43,7 @@ func usage(w io.Writer) {
   bond-appliance status [BOND] [--json] [--socket PATH | -c FILE]
   bond-appliance status ... --watch [--interval 1s]   refresh in place
   bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
+  bond-appliance slave BOND add|del IFACE [--socket PATH | -c FILE]   hot-add or remove a member
   bond-appliance reload [--socket PATH | -c FILE]      re-read the configuration, apply the difference
   bond-appliance events [--json] [--socket PATH | -c FILE]
   bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdImport(args[1:], stdout, stderr)
 		case "reload":
 			return cmdReload(args[1:], stdout, stderr)
+		case "slave":
+			return cmdSlave(args[1:], stdout, stderr)
 		case "events":
 			return cmdEvents(args[1:], stdout, stderr)
 		case "version":
@@ -295,6 +298,36 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s = %q\n", pos[0], pos[1], resp.Value)
+	return 0
+}
+
+func cmdSlave(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sockFn := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 3 || (pos[1] != "add" && pos[1] != "del") {
+		fmt.Fprintln(stderr, "usage: bond-appliance slave BOND add|del IFACE")
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "slave:", err)
+		return 1
+	}
+	resp, err := appliance.Call(sock, appliance.Request{Cmd: "slave", Bond: pos[0], Option: pos[1], Value: pos[2]})
+	if err != nil {
+		fmt.Fprintln(stderr, "slave:", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintln(stderr, "slave:", resp.Error)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: slave %s %s\n", pos[0], pos[2], map[string]string{"add": "added", "del": "removed"}[pos[1]])
 	return 0
 }
 
