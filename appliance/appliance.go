@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -40,6 +41,8 @@ type Appliance struct {
 	started time.Time
 
 	events    eventBus
+	cfgMu     sync.Mutex    // serialises configuration changes (set, slave, bond, reload)
+	bondsMu   sync.RWMutex  // guards the bonds slice (appended by bond add)
 	laneFirst []*xsk.Socket // the socket owning each lane UMEM (hot-added sockets share it)
 	cfgPath   string
 
@@ -129,45 +132,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		runtime.GOMAXPROCS(want)
 	}
 	for _, b := range a.bonds {
-		if b.mode == policy.IEEE8023AD {
-			if err := b.setupAD(a.lanes[0]); err != nil {
-				return nil, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
-			}
+		if err := a.initBond(b); err != nil {
+			return nil, err
 		}
-		if b.mode == policy.BalanceTLB || b.mode == policy.BalanceALB {
-			if err := b.setupALB(a.lanes[0]); err != nil {
-				return nil, fmt.Errorf("bond %s: %s: %w", b.cfg.Name, b.mode, err)
-			}
-		}
-		if err := b.setupMonitor(a.lanes[0]); err != nil {
-			return nil, fmt.Errorf("bond %s: ARP/NS monitor: %w", b.cfg.Name, err)
-		}
-	}
-	now := time.Now()
-	for _, b := range a.bonds {
-		b.mu.Lock()
-		for _, m := range b.members {
-			if in, err := netdev.Get(m.name); err == nil {
-				m.carrier = in.Carrier
-				if in.Carrier {
-					m.state = linkUp
-				} else {
-					m.state = linkDown
-				}
-				m.since = now
-			}
-			m.speed, m.duplex, _ = netdev.LinkMode(m.name)
-			b.adLink(m)
-			b.albLink(m)
-			if b.mon != nil && b.mon.mon != nil {
-				b.mon.mon.SetLink(m.idx, m.carrier)
-			}
-		}
-		if b.cfg.ActiveSlave != "" {
-			b.setActive(b.cfg.ActiveSlave)
-		}
-		b.rebuild()
-		b.mu.Unlock()
 	}
 	for _, l := range a.lanes {
 		l.Prime()
@@ -270,6 +237,50 @@ func (a *Appliance) prepareBond(i int, bc config.Bond) (*bond, error) {
 	return b, nil
 }
 
+// initBond sets up a prepared bond's control state (802.3ad, tlb/alb,
+// ARP/NS monitor), reads its members' links and publishes its first
+// snapshot.
+func (a *Appliance) initBond(b *bond) error {
+	if b.mode == policy.IEEE8023AD {
+		if err := b.setupAD(a.lanes[0]); err != nil {
+			return fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
+		}
+	}
+	if b.mode == policy.BalanceTLB || b.mode == policy.BalanceALB {
+		if err := b.setupALB(a.lanes[0]); err != nil {
+			return fmt.Errorf("bond %s: %s: %w", b.cfg.Name, b.mode, err)
+		}
+	}
+	if err := b.setupMonitor(a.lanes[0]); err != nil {
+		return fmt.Errorf("bond %s: ARP/NS monitor: %w", b.cfg.Name, err)
+	}
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.members {
+		if in, err := netdev.Get(m.name); err == nil {
+			m.carrier = in.Carrier
+			if in.Carrier {
+				m.state = linkUp
+			} else {
+				m.state = linkDown
+			}
+			m.since = now
+		}
+		m.speed, m.duplex, _ = netdev.LinkMode(m.name)
+		b.adLink(m)
+		b.albLink(m)
+		if b.mon != nil && b.mon.mon != nil {
+			b.mon.mon.SetLink(m.idx, m.carrier)
+		}
+	}
+	if b.cfg.ActiveSlave != "" {
+		b.setActive(b.cfg.ActiveSlave)
+	}
+	b.rebuild()
+	return nil
+}
+
 // device is one AF_XDP-served device: a member or the host veth's appliance end.
 type device struct {
 	name    string
@@ -360,19 +371,17 @@ func (a *Appliance) buildLanes() error {
 		}
 		a.umems = append(a.umems, u)
 		var first *xsk.Socket
-		open := func(d *device) (*lane.Port, error) {
-			p, _, err := a.openSocket(q, u, &first, d)
-			return p, err
-		}
 		var lbs []*lane.Bond
 		for i, b := range a.bonds {
 			lb := &lane.Bond{Index: i}
 			if devs[i].host != nil {
-				p, err := open(devs[i].host)
+				p, s, err := a.openSocket(q, u, &first, devs[i].host)
 				if err != nil {
 					return err
 				}
 				lb.Host = p
+				b.hostDev = devs[i].host
+				b.hostSocks = append(b.hostSocks, s)
 			} else if t := a.tapFor(b); t != nil {
 				lb.Host = t.port(q, u)
 			}
@@ -416,7 +425,7 @@ func (a *Appliance) controlLoop() {
 		a.log.Warn("netlink link events unavailable, polling only", "err", err)
 	}
 	period := 100 * time.Millisecond
-	for _, b := range a.bonds {
+	for _, b := range a.bondList() {
 		if b.cfg.Miimon > 0 && time.Duration(b.cfg.Miimon)*time.Millisecond < period {
 			period = time.Duration(b.cfg.Miimon) * time.Millisecond
 		}
@@ -436,29 +445,27 @@ func (a *Appliance) controlLoop() {
 			a.onLinkUpdate(u)
 		case now := <-monTick.C:
 			a.drainCtrl()
-			for _, b := range a.bonds {
+			for _, b := range a.bondList() {
+				b.mu.Lock()
 				if b.mon != nil {
-					b.mu.Lock()
 					b.monTick(now, func(i int) uint64 { return b.memberRx(i) })
-					b.mu.Unlock()
 				}
 				if b.alb != nil {
-					b.mu.Lock()
 					b.albTick()
-					b.mu.Unlock()
 				}
+				b.mu.Unlock()
 			}
 		case now := <-adTick.C:
 			a.drainCtrl()
-			for _, b := range a.bonds {
+			for _, b := range a.bondList() {
+				b.mu.Lock()
 				if b.ad != nil {
-					b.mu.Lock()
 					b.adTick(now)
-					b.mu.Unlock()
 				}
+				b.mu.Unlock()
 			}
 		case now := <-tick.C:
-			for _, b := range a.bonds {
+			for _, b := range a.bondList() {
 				mi := time.Duration(b.cfg.Miimon) * time.Millisecond
 				if mi == 0 || now.Sub(lastPoll[b]) < mi {
 					a.runDelays(b, now)
@@ -476,7 +483,7 @@ func (a *Appliance) onLinkUpdate(u netlink.LinkUpdate) {
 	idx := int(u.Attrs().Index)
 	carrier := u.Attrs().RawFlags&0x10000 != 0 // IFF_LOWER_UP
 	now := time.Now()
-	for _, b := range a.bonds {
+	for _, b := range a.bondList() {
 		b.mu.Lock()
 		if idx == b.hostIndex && b.hostIndex != 0 {
 			b.setHostPromisc(u.Attrs().RawFlags&iffPromisc != 0)
@@ -548,10 +555,11 @@ func (a *Appliance) drainCtrl() {
 	var f lane.CtrlFrame
 	for _, l := range a.lanes {
 		for l.ToCtrl.Pop(&f) {
-			if int(f.Bond) >= len(a.bonds) {
+			bonds := a.bondList()
+			if int(f.Bond) >= len(bonds) {
 				continue
 			}
-			b := a.bonds[f.Bond]
+			b := bonds[f.Bond]
 			data := f.Data[:f.Len]
 			b.mu.Lock()
 			switch {
@@ -614,9 +622,16 @@ func (a *Appliance) SetActiveSlave(bondName, slave string) error {
 	return nil
 }
 
+// bondList is a snapshot of the bonds slice, safe against bond add.
+func (a *Appliance) bondList() []*bond {
+	a.bondsMu.RLock()
+	defer a.bondsMu.RUnlock()
+	return a.bonds
+}
+
 func (a *Appliance) bond(name string) *bond {
-	for _, b := range a.bonds {
-		if b.cfg.Name == name {
+	for _, b := range a.bondList() {
+		if b.cfg.Name == name && !b.removed {
 			return b
 		}
 	}

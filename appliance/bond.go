@@ -82,6 +82,9 @@ type bond struct {
 	mon     *monState // ARP/NS monitor and peer notification, when configured
 	alb     *albState // balance-tlb and balance-alb only
 
+	removed     bool            // deleted at runtime (a tombstone keeping bond indices stable)
+	hostDev     *device         // the host veth's appliance end (XDP program)
+	hostSocks   []*xsk.Socket   // its socket in each lane
 	journal     *netdev.Journal // records MAC changes for restore
 	hostIndex   int
 	hostPromisc bool

@@ -115,12 +115,32 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true, Status: st}
 	case "set":
+		a.cfgMu.Lock()
+		defer a.cfgMu.Unlock()
 		v, err := a.SetOption(req.Bond, req.Option, req.Value)
 		if err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Value: v}
+	case "bond":
+		a.cfgMu.Lock()
+		defer a.cfgMu.Unlock()
+		var err error
+		switch req.Option {
+		case "add":
+			err = a.addBondFromFile(req.Path, req.Bond)
+		case "del":
+			err = a.DelBond(req.Bond)
+		default:
+			err = fmt.Errorf("bond: %q is not add or del", req.Option)
+		}
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
 	case "slave":
+		a.cfgMu.Lock()
+		defer a.cfgMu.Unlock()
 		var err error
 		switch req.Option {
 		case "add":
@@ -141,7 +161,7 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true, Changes: changes}
 	default:
-		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set, slave, reload, events)", req.Cmd)}
+		return Response{Error: fmt.Sprintf("unknown command %q (allowed: status, set, slave, bond, reload, events)", req.Cmd)}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -52,8 +53,8 @@ func (a *Appliance) SetOption(bondName, name, value string) (string, error) {
 	if err := a.canSet(b, o); err != nil {
 		return "", err
 	}
-	cfg := a.cfg.Clone()
-	nb := &cfg.Bonds[b.idx]
+	cfg, pos := a.liveConfig()
+	nb := &cfg.Bonds[pos[b]]
 	if err := o.Apply(nb, v); err != nil {
 		return "", fmt.Errorf("bond %s: %s: %w", bondName, name, err)
 	}
@@ -65,13 +66,12 @@ func (a *Appliance) SetOption(bondName, name, value string) (string, error) {
 		a.log.Warn(w)
 	}
 	old := b.cfg
-	b.cfg = cfg.Bonds[b.idx]
+	b.cfg = cfg.Bonds[pos[b]]
 	if err := b.applyRuntime(old, a.lanes[0]); err != nil {
 		b.cfg = old
 		_ = b.applyRuntime(b.cfg, a.lanes[0])
 		return "", fmt.Errorf("bond %s: %s: %w", bondName, name, err)
 	}
-	a.cfg.Bonds[b.idx] = b.cfg
 	applied := o.Format(o.Current(&b.cfg))
 	a.event("option changed", "bond", bondName, "option", name, "value", applied)
 	return applied, nil
@@ -92,6 +92,23 @@ func (a *Appliance) canSet(b *bond, o config.Option) error {
 		return fmt.Errorf("bond %s: %s can only be changed while the bond is down (ip link set %s down), as in bonding", bondName, name, b.host)
 	}
 	return nil
+}
+
+// liveConfig is the running configuration: the start-up settings with the
+// live bonds as they are now, and each bond's position in it. Callers may
+// hold one bond's mu (its cfg is read without taking it again).
+func (a *Appliance) liveConfig() (*config.Config, map[*bond]int) {
+	cfg := a.cfg.Clone()
+	cfg.Bonds = nil
+	pos := map[*bond]int{}
+	for _, b := range a.bonds {
+		if b.removed {
+			continue
+		}
+		pos[b] = len(cfg.Bonds)
+		cfg.Bonds = append(cfg.Bonds, b.cfg.Clone())
+	}
+	return cfg, pos
 }
 
 func (a *Appliance) hostUp(b *bond) bool {
@@ -146,13 +163,16 @@ func (b *bond) applyRuntime(old config.Bond, tx *lane.Lane) error {
 func (a *Appliance) SetConfigPath(p string) { a.cfgPath = p }
 
 // Reload re-reads the configuration (path, or the file the appliance started
-// from) and applies only the difference: changed runtime options of existing
-// bonds, through the same rules as `set`. Members and bonds the change does
-// not touch are not disturbed. Anything this version cannot apply live
-// (dataplane, control or log settings, bonds or slaves added, removed or
-// changed, start-only options) is refused before anything changes, with the
-// reason. It returns the changes applied.
+// from) and applies only the difference: bonds removed and added, slaves
+// removed and added (by name, with default per-slave options), changed
+// runtime options through the same rules as `set`. Members and bonds the
+// change does not touch are not disturbed. What cannot be applied live
+// (dataplane, control, log or metrics settings, start-only options,
+// per-slave options of existing slaves) is refused before anything
+// changes, with the reason. It returns the changes applied.
 func (a *Appliance) Reload(path string) ([]string, error) {
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
 	if path == "" {
 		path = a.cfgPath
 	}
@@ -177,46 +197,93 @@ func (a *Appliance) Reload(path string) ([]string, error) {
 		bond, opt, val string
 	}
 	var todo []change
-	if len(nc.Bonds) != len(a.cfg.Bonds) {
-		refuse = append(refuse, "bonds added or removed")
-	} else {
-		for i, nb := range nc.Bonds {
-			ob := a.cfg.Bonds[i]
-			if nb.Name != ob.Name {
-				refuse = append(refuse, fmt.Sprintf("bond %d renamed or reordered (%s -> %s)", i, ob.Name, nb.Name))
+	type slaveChange struct{ bond, slave string }
+	var addSlaves, delSlaves []slaveChange
+	var addBonds []config.Bond
+	var delBonds []string
+	live, _ := a.liveConfig()
+	for _, ob := range live.Bonds {
+		if !slices.ContainsFunc(nc.Bonds, func(nb config.Bond) bool { return nb.Name == ob.Name }) {
+			delBonds = append(delBonds, ob.Name)
+		}
+	}
+	for _, nb := range nc.Bonds {
+		i := slices.IndexFunc(live.Bonds, func(ob config.Bond) bool { return ob.Name == nb.Name })
+		if i < 0 {
+			addBonds = append(addBonds, nb)
+			continue
+		}
+		ob := live.Bonds[i]
+		if !reflect.DeepEqual(nb.Slaves, ob.Slaves) {
+			// members added or removed by name; other per-slave changes need a restart
+			for _, s := range nb.Slaves {
+				j := slices.IndexFunc(ob.Slaves, func(x config.Slave) bool { return x.Name == s.Name })
+				switch {
+				case j < 0 && reflect.DeepEqual(s, config.Slave{Name: s.Name, ActorPortPrio: 255}):
+					addSlaves = append(addSlaves, slaveChange{nb.Name, s.Name})
+				case j < 0:
+					refuse = append(refuse, fmt.Sprintf("bond %s: new slave %s has per-slave options (add it with defaults, then restart to set them)", nb.Name, s.Name))
+				case !reflect.DeepEqual(s, ob.Slaves[j]):
+					refuse = append(refuse, fmt.Sprintf("bond %s: slave %s options changed", nb.Name, s.Name))
+				}
+			}
+			for _, s := range ob.Slaves {
+				if !slices.ContainsFunc(nb.Slaves, func(x config.Slave) bool { return x.Name == s.Name }) {
+					delSlaves = append(delSlaves, slaveChange{nb.Name, s.Name})
+				}
+			}
+		}
+		for _, o := range config.Options() {
+			if o.Section != config.SectionBond || o.Name == "slaves" {
 				continue
 			}
-			if !reflect.DeepEqual(nb.Slaves, ob.Slaves) {
-				refuse = append(refuse, fmt.Sprintf("bond %s: slaves changed", nb.Name))
+			nv, ov := o.Current(&nb), o.Current(&ob)
+			if reflect.DeepEqual(nv, ov) {
+				continue
 			}
-			for _, o := range config.Options() {
-				if o.Section != config.SectionBond || o.Name == "slaves" {
-					continue
-				}
-				nv, ov := o.Current(&nb), o.Current(&ob)
-				if reflect.DeepEqual(nv, ov) {
-					continue
-				}
-				if !o.RuntimeChangeable() {
-					refuse = append(refuse, fmt.Sprintf("bond %s: %s changed (start-only)", nb.Name, o.Name))
-					continue
-				}
-				b := a.bond(nb.Name)
-				b.mu.Lock()
-				err := a.canSet(b, o)
-				b.mu.Unlock()
-				if err != nil {
-					refuse = append(refuse, err.Error())
-					continue
-				}
-				todo = append(todo, change{nb.Name, o.Name, o.Format(nv)})
+			if !o.RuntimeChangeable() {
+				refuse = append(refuse, fmt.Sprintf("bond %s: %s changed (start-only)", nb.Name, o.Name))
+				continue
 			}
+			b := a.bond(nb.Name)
+			b.mu.Lock()
+			err := a.canSet(b, o)
+			b.mu.Unlock()
+			if err != nil {
+				refuse = append(refuse, err.Error())
+				continue
+			}
+			todo = append(todo, change{nb.Name, o.Name, o.Format(nv)})
 		}
 	}
 	if len(refuse) > 0 {
 		return nil, fmt.Errorf("reload: cannot apply without a restart, nothing changed: %s", strings.Join(refuse, "; "))
 	}
 	var done []string
+	for _, n := range delBonds {
+		if err := a.DelBond(n); err != nil {
+			return done, fmt.Errorf("reload: %w (applied before it: %v)", err, done)
+		}
+		done = append(done, "bond "+n+" removed")
+	}
+	for _, c := range delSlaves {
+		if err := a.DelSlave(c.bond, c.slave); err != nil {
+			return done, fmt.Errorf("reload: %w (applied before it: %v)", err, done)
+		}
+		done = append(done, fmt.Sprintf("%s slave %s removed", c.bond, c.slave))
+	}
+	for _, c := range addSlaves {
+		if err := a.AddSlave(c.bond, c.slave); err != nil {
+			return done, fmt.Errorf("reload: %w (applied before it: %v)", err, done)
+		}
+		done = append(done, fmt.Sprintf("%s slave %s added", c.bond, c.slave))
+	}
+	for _, bc := range addBonds {
+		if err := a.AddBond(bc); err != nil {
+			return done, fmt.Errorf("reload: %w (applied before it: %v)", err, done)
+		}
+		done = append(done, "bond "+bc.Name+" added")
+	}
 	for _, c := range todo {
 		v, err := a.SetOption(c.bond, c.opt, c.val)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
 	"github.com/bond-appliance/bond-appliance/appliance/xdpprog"
-	"github.com/bond-appliance/bond-appliance/appliance/xsk"
 	"github.com/bond-appliance/bond-appliance/lacp"
 	"github.com/bond-appliance/bond-appliance/policy"
 )
@@ -132,7 +131,6 @@ func (a *Appliance) AddSlave(bondName, name string) error {
 		b.adLink(m)
 	}
 	b.cfg.Slaves = append(b.cfg.Slaves, slave)
-	a.cfg.Bonds[b.idx].Slaves = slices.Clone(b.cfg.Slaves)
 	if err := a.rebuildMonitor(b); err != nil {
 		a.log.Warn("ARP/NS monitor not rebuilt after adding a slave", "bond", bondName, "err", err)
 	}
@@ -187,7 +185,6 @@ func (a *Appliance) DelSlave(bondName, name string) error {
 	}
 	err := a.releaseMember(b, m)
 	b.cfg.Slaves = slices.DeleteFunc(b.cfg.Slaves, func(s config.Slave) bool { return s.Name == name })
-	a.cfg.Bonds[b.idx].Slaves = slices.Clone(b.cfg.Slaves)
 	if err := a.rebuildMonitor(b); err != nil {
 		a.log.Warn("ARP/NS monitor not rebuilt after removing a slave", "bond", bondName, "err", err)
 	}
@@ -199,11 +196,16 @@ func (a *Appliance) DelSlave(bondName, name string) error {
 // publishLayout hands lane q the members of every bond as they stand.
 func (a *Appliance) publishLayout(q int) {
 	l := a.lanes[q]
+	bonds := make([]*lane.Bond, len(a.bonds))
 	members := make([][]*lane.Port, len(a.bonds))
 	for i, b := range a.bonds {
+		if b.removed || q >= len(b.lanes) {
+			continue
+		}
+		bonds[i] = b.lanes[q]
 		members[i] = b.lanes[q].Members
 	}
-	l.Publish(l.NewLayout(members))
+	l.Publish(l.NewLayout(bonds, members))
 }
 
 // releaseMember waits until no lane uses the member's sockets, returns
@@ -225,27 +227,12 @@ func (a *Appliance) releaseMember(b *bond, m *member) error {
 	}
 	time.Sleep(5 * time.Millisecond) // frames the kernel is copying land before the rings are read
 	for q, s := range m.socks {
-		if s == nil || q >= len(a.lanes) {
-			continue
-		}
-		var addrs []uint64
-		addrs = s.Fill.Unconsumed(addrs)
-		addrs = s.RX.Pending(addrs)
-		addrs = s.TX.Unconsumed(addrs)
-		addrs = s.Comp.Pending(addrs)
-		for _, ad := range addrs {
-			for !a.lanes[q].Reclaim(ad) && time.Now().Before(deadline) {
-				time.Sleep(100 * time.Microsecond)
-			}
-		}
-		errs = append(errs, s.Close())
-		a.sockets = slices.DeleteFunc(a.sockets, func(x *xsk.Socket) bool { return x == s })
+		a.reclaimSocket(q, s, deadline)
 	}
 	m.socks = nil
 	if m.dev != nil {
 		errs = append(errs, m.dev.prog.Close())
-		a.progs = slices.DeleteFunc(a.progs, func(x *xdpprog.Program) bool { return x == m.dev.prog })
-		a.attach = slices.DeleteFunc(a.attach, func(x *xdpprog.Attachment) bool { return x == m.dev.attach })
+		a.dropDevice(m.dev)
 		m.dev = nil
 	}
 	if m.promisc {
@@ -253,6 +240,12 @@ func (a *Appliance) releaseMember(b *bond, m *member) error {
 	}
 	errs = append(errs, a.journal.RestoreDevice(m.name))
 	return errors.Join(errs...)
+}
+
+// dropDevice forgets a retired device's program and attachment.
+func (a *Appliance) dropDevice(d *device) {
+	a.progs = slices.DeleteFunc(a.progs, func(x *xdpprog.Program) bool { return x == d.prog })
+	a.attach = slices.DeleteFunc(a.attach, func(x *xdpprog.Attachment) bool { return x == d.attach })
 }
 
 // rebuildMonitor recreates the ARP/NS monitor for a changed slave list.

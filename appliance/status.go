@@ -141,8 +141,8 @@ var Version = "dev"
 func (a *Appliance) Status(bondName string) (*Status, error) {
 	st := &Status{Version: Version, Uptime: time.Since(a.started).Seconds()}
 	found := bondName == ""
-	for _, b := range a.bonds {
-		if bondName != "" && b.cfg.Name != bondName {
+	for _, b := range a.bondList() {
+		if b.removed || (bondName != "" && b.cfg.Name != bondName) {
 			continue
 		}
 		found = true

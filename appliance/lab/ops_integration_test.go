@@ -97,7 +97,7 @@ func TestIntegrationReload(t *testing.T) {
 	for _, bad := range []struct{ from, to, want string }{
 		{"miimon: 100", "miimon: 10x", "miimon"},
 		{"mode: balance-xor", "mode: active-backup", "no slaves"},
-		{"slaves: [m0, m1]", "slaves: [m0]", "slaves changed"},
+		{"ring_size: 1024", "ring_size: 512", "dataplane settings changed"},
 	} {
 		write(strings.Replace(string(orig), bad.from, bad.to, 1))
 		out, err := e.cli("reload")
@@ -107,6 +107,15 @@ func TestIntegrationReload(t *testing.T) {
 		if s := e.status(); s.MIIPollingInterval != 200 || s.Mode != "balance-xor" || len(s.Slaves) != 2 {
 			t.Fatalf("a refused reload changed the bond: %+v", s)
 		}
+	}
+	// slaves removed in the file leave the running bond
+	write(strings.Replace(strings.Replace(string(orig), "miimon: 100", "miimon: 200", 1), "slaves: [m0, m1]", "slaves: [m0]", 1))
+	out, err = e.cli("reload")
+	if err != nil || !strings.Contains(out, "slave m1 removed") {
+		t.Fatalf("reload removing m1: %v %s", err, out)
+	}
+	if s := e.status(); len(s.Slaves) != 1 || s.Slaves[0].Name != "m0" {
+		t.Fatalf("after reload removing m1: %+v", s.Slaves)
 	}
 }
 
@@ -298,5 +307,85 @@ func TestIntegrationSlaveAddDel(t *testing.T) {
 		if out, err := e.cli(c.args...); err == nil {
 			t.Fatalf("%v succeeded: %s", c.args, out)
 		}
+	}
+}
+
+// TestIntegrationBondAddDel brings a second bond up and down at runtime
+// while a flow runs on the first: no frame of it is lost; the new bond
+// forwards; after removal its devices are gone and its members restored.
+func TestIntegrationBondAddDel(t *testing.T) {
+	e := setup(t, 4, BondSpec{Mode: "balance-xor", Options: map[string]string{"miimon": "100", "slaves": "[m0, m1]"}})
+	e.waitUp()
+	cfgPath := filepath.Join(e.proc.Dir, "bond.yaml")
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := net.ParseMAC(PeerMAC)
+	frames := flowFrames(peer, e.bondMAC(), 8, 200)
+	done := make(chan [][]uint32)
+	go func() { done <- e.hostToPeerPaced(frames, time.Millisecond) }()
+	time.Sleep(200 * time.Millisecond)
+	add := string(orig) + "  - name: bond1\n    mode: active-backup\n    miimon: 100\n    slaves: [m2, m3]\n"
+	if err := os.WriteFile(cfgPath, []byte(add), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.cli("bond", "add", "bond1"); err != nil {
+		t.Fatalf("bond add: %v %s", err, out)
+	}
+	st, err := e.proc.Status("bond1")
+	if err != nil || st.Bonds[0].CurrentlyActiveSlave == "None" {
+		t.Fatalf("bond1 status: %v %+v", err, st)
+	}
+	// bond1 forwards: frames from its host device reach its members' peers
+	tx, err := OpenPacket(e.topo.GW, "bond1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := "p2" // the active slave's peer
+	if st.Bonds[0].CurrentlyActiveSlave == "m3" {
+		port = "p3"
+	}
+	rx, err := OpenPacket(e.topo.Peer, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac1, _ := net.ParseMAC(st.Bonds[0].MAC)
+	for i := 0; i < 20; i++ {
+		tx.Send(UDPFrame(peer, mac1, 7, 7, uint32(900000+i), 64))
+	}
+	n := 0
+	for _, f := range rx.Recv(300*time.Millisecond, 1000) {
+		if q, ok := TestSeq(f); ok && q >= 900000 {
+			n++
+		}
+	}
+	tx.Close()
+	rx.Close()
+	if n < 18 {
+		t.Fatalf("bond1 forwarded %d of 20 frames to its active slave's peer %s", n, port)
+	}
+	if out, err := e.cli("bond", "del", "bond1"); err != nil {
+		t.Fatalf("bond del: %v %s", err, out)
+	}
+	per := <-done
+	if got := len(per[0]) + len(per[1]); got != len(frames) {
+		t.Fatalf("bond0 lost frames while bond1 came and went: %d of %d", got, len(frames))
+	}
+	if _, err := e.proc.Status("bond1"); err == nil {
+		t.Fatal("bond1 still reported after bond del")
+	}
+	out, _ := e.topo.InGW(e.ctx, "ip", "-o", "link", "show")
+	if strings.Contains(out, "bond1") {
+		t.Fatalf("bond1 devices left after bond del:\n%s", out)
+	}
+	for _, m := range []string{"m2", "m3"} {
+		o, _ := e.topo.InGW(e.ctx, "ip", "-d", "link", "show", m)
+		if strings.Contains(o, "prog/xdp") {
+			t.Fatalf("%s keeps an XDP program after bond del", m)
+		}
+	}
+	if got := e.linkMAC(e.topo.GW, "m3"); got != "02:42:b0:00:00:04" {
+		t.Fatalf("m3 MAC %s after bond del, want its own 02:42:b0:00:00:04", got)
 	}
 }

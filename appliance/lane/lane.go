@@ -155,7 +155,7 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 		members[i] = b.Members
 	}
 	l.reclaim = rings.NewSPSC[uint64](1 << 16)
-	l.cur = l.NewLayout(members)
+	l.cur = l.NewLayout(bonds, members)
 	l.next.Store(l.cur)
 	l.adopted.Store(l.cur)
 	return l
@@ -166,6 +166,8 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 // Layout to add or retire sockets; the lane adopts it at its next
 // iteration. A published Layout is never modified.
 type Layout struct {
+	// Bonds by bond index (nil for a bond that was deleted).
+	Bonds   []*Bond
 	Members [][]*Port
 	ports   []*Port
 	xdp     []*Port
@@ -174,9 +176,12 @@ type Layout struct {
 
 // NewLayout derives a Layout (allocating the pending-transmit arrays of
 // ports that do not have them yet).
-func (l *Lane) NewLayout(members [][]*Port) *Layout {
-	lay := &Layout{Members: members}
-	for i, b := range l.Bonds {
+func (l *Lane) NewLayout(bonds []*Bond, members [][]*Port) *Layout {
+	lay := &Layout{Bonds: bonds, Members: members}
+	for i, b := range bonds {
+		if b == nil {
+			continue
+		}
 		var ms []*Port
 		if i < len(members) {
 			ms = members[i]
@@ -244,7 +249,10 @@ func (l *Lane) Prime() { l.refill() }
 func (l *Lane) Step() int {
 	l.adopt()
 	work := 0
-	for i, b := range l.Bonds {
+	for i, b := range l.cur.Bonds {
+		if b == nil {
+			continue
+		}
 		s := b.snap.Load()
 		ms := l.cur.Members[i]
 		if b.Host != nil {
@@ -490,7 +498,7 @@ func (l *Lane) ctrlTX() int {
 	cf := &l.cf
 	for n < l.cfg.Batch && l.FromCtrl.Pop(cf) {
 		n++
-		if int(cf.Bond) >= len(l.Bonds) {
+		if int(cf.Bond) >= len(l.cur.Bonds) || l.cur.Bonds[cf.Bond] == nil {
 			continue
 		}
 		p := memberAt(l.cur.Members[cf.Bond], int(cf.Member))

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -44,6 +45,8 @@ func usage(w io.Writer) {
   bond-appliance status ... --watch [--interval 1s]   refresh in place
   bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
   bond-appliance slave BOND add|del IFACE [--socket PATH | -c FILE]   hot-add or remove a member
+  bond-appliance bond add|del BOND [--file FILE] [--socket PATH | -c FILE]
+                                                       bring up BOND as FILE defines it, or take it down
   bond-appliance reload [--socket PATH | -c FILE]      re-read the configuration, apply the difference
   bond-appliance events [--json] [--socket PATH | -c FILE]
   bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
@@ -67,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdReload(args[1:], stdout, stderr)
 		case "slave":
 			return cmdSlave(args[1:], stdout, stderr)
+		case "bond":
+			return cmdBond(args[1:], stdout, stderr)
 		case "events":
 			return cmdEvents(args[1:], stdout, stderr)
 		case "version":
@@ -328,6 +333,43 @@ func cmdSlave(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: slave %s %s\n", pos[0], pos[2], map[string]string{"add": "added", "del": "removed"}[pos[1]])
+	return 0
+}
+
+func cmdBond(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bond", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("file", "", "configuration file defining the bond to add (default: the running one's)")
+	sockFn := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 2 || (pos[0] != "add" && pos[0] != "del") {
+		fmt.Fprintln(stderr, "usage: bond-appliance bond add|del BOND [--file FILE]")
+		return 2
+	}
+	sock, err := sockFn()
+	if err != nil {
+		fmt.Fprintln(stderr, "bond:", err)
+		return 1
+	}
+	path := *file
+	if path != "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+	}
+	resp, err := appliance.Call(sock, appliance.Request{Cmd: "bond", Option: pos[0], Bond: pos[1], Path: path})
+	if err != nil {
+		fmt.Fprintln(stderr, "bond:", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintln(stderr, "bond:", resp.Error)
+		return 1
+	}
+	fmt.Fprintf(stdout, "bond %s %s\n", pos[1], map[string]string{"add": "added", "del": "removed"}[pos[0]])
 	return 0
 }
 
