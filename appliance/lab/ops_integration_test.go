@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -387,5 +388,26 @@ func TestIntegrationBondAddDel(t *testing.T) {
 	}
 	if got := e.linkMAC(e.topo.GW, "m3"); got != "02:42:b0:00:00:04" {
 		t.Fatalf("m3 MAC %s after bond del, want its own 02:42:b0:00:00:04", got)
+	}
+}
+
+func TestIntegrationStatusWatch(t *testing.T) {
+	e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{"miimon": "100"}})
+	e.waitUp()
+	ctx, cancel := context.WithTimeout(e.ctx, 2500*time.Millisecond)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, applianceBin, "status", "--watch", "--interval", "1s", "--socket", e.proc.Socket).Output()
+	if n := strings.Count(string(out), "Bonding Mode: fault-tolerance (active-backup)"); n < 2 {
+		t.Fatalf("status --watch refreshed %d times in 2.5 s:\n%s", n, out)
+	}
+	if !strings.Contains(string(out), "\033[H\033[2J") {
+		t.Fatal("status --watch does not redraw in place")
+	}
+	// a refused bond command
+	if out, err := e.cli("bond", "del", "bond0"); err == nil || !strings.Contains(out, "last bond") {
+		t.Fatalf("bond del of the last bond: %v %s", err, out)
+	}
+	if out, err := e.cli("bond", "add", "bond7"); err == nil || !strings.Contains(out, "no bond") {
+		t.Fatalf("bond add of an undefined bond: %v %s", err, out)
 	}
 }
