@@ -46,13 +46,17 @@ type rig struct {
 }
 
 func newRig(t testing.TB, nMembers int, snap *Snapshot) *rig {
+	return newRigLedger(t, nMembers, snap, true)
+}
+
+func newRigLedger(t testing.TB, nMembers int, snap *Snapshot, ledger bool) *rig {
 	const ring = 256
 	u, err := umem.New(umem.Config{NumFrames: uint32((nMembers + 1) * ring * 2), FrameSize: 2048})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.Close() })
-	if _, ok := t.(*testing.T); ok {
+	if _, ok := t.(*testing.T); ok && ledger {
 		u.EnableLedger()
 	}
 	r := &rig{u: u, host: newSimPort(u, "host", ring)}
@@ -244,4 +248,41 @@ func BenchmarkLaneXOR(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds()/1e6, "Mpps")
+}
+
+// TestLaneLayoutRetire: a published layout without a member is adopted at
+// the next step; the retired socket's fill-ring frames handed back with
+// Reclaim return to the free stack.
+func TestLaneLayoutRetire(t *testing.T) {
+	r := newRigLedger(t, 2, &Snapshot{Mode: policy.BalanceXOR, Hash: policy.Layer34, TX: []int{0}, Active: 0, RX: 1}, false)
+	free := r.u.Available()
+	lay := r.lane.NewLayout([]*Bond{r.bond}, [][]*Port{{r.members[0].port, nil}})
+	r.lane.Publish(lay)
+	r.lane.Step()
+	if r.lane.adopted.Load() != lay || len(r.lane.Ports()) != 2 {
+		t.Fatalf("layout not adopted: %d ports", len(r.lane.Ports()))
+	}
+	retired := r.members[1].port
+	addrs := retired.Fill.Unconsumed(nil)
+	if len(addrs) == 0 {
+		t.Fatal("retired socket had no frames on its fill ring")
+	}
+	for _, a := range addrs {
+		if !r.lane.Reclaim(a) {
+			t.Fatal("reclaim queue full")
+		}
+	}
+	r.lane.Step()
+	if got := r.u.Available(); got < free+len(addrs)-256 {
+		t.Fatalf("free frames %d after reclaiming %d (was %d)", got, len(addrs), free)
+	}
+	// traffic keeps flowing on member 0 only
+	r.host.deliver(udpFrame(1, 2, 1), udpFrame(3, 4, 2))
+	r.lane.Step()
+	if n := r.members[0].drainTX(); n != 2 {
+		t.Fatalf("member 0 sent %d frames", n)
+	}
+	if n := r.members[1].drainTX(); n != 0 {
+		t.Fatalf("retired member sent %d frames", n)
+	}
 }
