@@ -35,6 +35,11 @@ fuzz:
 	$(GO) test ./lacp -run '^$$' -fuzz FuzzDecodeLACPDU -fuzztime $(FUZZTIME)
 	$(GO) test ./lacp -run '^$$' -fuzz FuzzDecodeMarker -fuzztime $(FUZZTIME)
 	$(GO) test ./lacp -run '^$$' -fuzz FuzzSystemReceive -fuzztime $(FUZZTIME)
+	$(GO) test ./appliance/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./appliance/monitor -run '^$$' -fuzz FuzzParseARP -fuzztime $(FUZZTIME)
+	$(GO) test ./appliance/monitor -run '^$$' -fuzz FuzzParseNA -fuzztime $(FUZZTIME)
+	$(GO) test ./appliance/alb -run '^$$' -fuzz FuzzHostTx -fuzztime $(FUZZTIME)
+	$(GO) test ./appliance/alb -run '^$$' -fuzz FuzzPeerRx -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./rings ./umem ./lacp ./appliance/lane

@@ -214,6 +214,11 @@ func (d *decoder) bonds(n *yaml.Node) {
 				where = fmt.Sprintf("%s (%s)", scope, nm.Value)
 			}
 		}
+		if e.Kind == yaml.ScalarNode && e.Tag == "!!null" {
+			d.errorf(scope, "%s: empty entry (allowed: a bond with at least name and slaves)", scope)
+			d.broken[scope] = true
+			continue
+		}
 		d.section(scope, ": ", where, SectionBond, e, &b, nil, b.explicit)
 		if e.Kind != yaml.MappingNode {
 			d.broken[scope] = true

@@ -1,0 +1,27 @@
+package config
+
+import (
+	"os"
+	"testing"
+)
+
+// FuzzParse: any input gives a configuration or an error, never a panic,
+// and an accepted configuration validates again without error.
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("../../configs/bond.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("bonds:\n  - name: bond0\n    slaves: [a, b]\n    mode: 4\n    lacp_rate: fast\n"))
+	f.Add([]byte("bonds: [{name: x, slaves: [{name: e0, prio: 3}], arp_interval: 100, arp_ip_target: 10.0.0.1}]"))
+	f.Add([]byte("dataplane: {cores: [0, 1], queues: 2}\nbonds: [{name: b, slaves: [e]}]"))
+	f.Add([]byte(":\n- [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, _, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if _, err := c.Validate(); err != nil {
+			t.Fatalf("accepted configuration fails validation again: %v", err)
+		}
+	})
+}
