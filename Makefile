@@ -3,17 +3,21 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test unit integration lint fuzz bench perf-guard lab clean
+.PHONY: all build deps test unit integration lint fuzz bench perf-guard lab clean
 
 all: build
 
 build:
 	$(GO) build -o bin/bond-appliance ./cmd/bond-appliance
 
+## deps: the Debian packages the lab and the tests use (root)
+deps:
+	bash scripts/deps.sh
+
 ## test: the whole suite (what CI runs): lint, unit tests with -race, then the
 ## integration tests in network namespaces (root; skipped otherwise unless
 ## BOND_APPLIANCE_PRIVILEGED=1, which makes them fail instead of skipping).
-test: lint unit integration
+test: deps lint unit integration
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -50,7 +54,7 @@ perf-guard:
 
 ## lab: the self-contained demo (root): namespaces + veth + peer, traffic, failover
 MODE ?= active-backup
-lab: build
+lab: deps build
 	./bin/bond-appliance lab --mode $(MODE)
 
 clean:

@@ -29,8 +29,16 @@ func Run(ctx context.Context, o Options) (err error) {
 			return fmt.Errorf("%s not found (apt-get install iproute2 iputils-ping iperf3 ethtool)", tool)
 		}
 	}
-	say("building namespaces: gateway box with members m0,m1; peer with p0,p1 in an isolated-port bridge")
-	t, err := NewTopo(ctx, 2, 1)
+	lacpMode := o.Mode == "802.3ad" || o.Mode == "4"
+	var partner *OVS
+	var t *Topo
+	if lacpMode {
+		say("building namespaces: gateway box with members m0,m1; peer with p0,p1 in a private Open vSwitch bond speaking LACP")
+		t, err = NewTopoOpts(ctx, TopoOptions{Members: 2, Queues: 1})
+	} else {
+		say("building namespaces: gateway box with members m0,m1; peer with p0,p1 in an isolated-port bridge")
+		t, err = NewTopo(ctx, 2, 1)
+	}
 	if err != nil {
 		return err
 	}
@@ -38,9 +46,20 @@ func Run(ctx context.Context, o Options) (err error) {
 		say("removing namespaces %s and %s", t.GW, t.Peer)
 		t.Close()
 	}()
+	if lacpMode {
+		ovs, err := StartOVS(ctx, t.Peer, t.Ports, OVSOptions{SysID: "02:00:00:00:5a:01", IP: PeerIP + Prefix})
+		if err != nil {
+			return err
+		}
+		defer ovs.Close()
+		partner = ovs
+	}
 	spec := BondSpec{Mode: o.Mode, HostDevice: o.HostDevice, Options: map[string]string{"miimon": "100"}}
-	if o.Mode == "balance-xor" || o.Mode == "2" {
+	if o.Mode == "balance-xor" || o.Mode == "2" || lacpMode {
 		spec.Options["xmit_hash_policy"] = "layer3+4"
+	}
+	if lacpMode {
+		spec.Options["lacp_rate"] = "fast"
 	}
 	cfg := t.Config(spec, "@SOCKET@")
 	say("starting bond-appliance in netns %s with:\n%s", t.GW, indent(cfg))
@@ -57,6 +76,39 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 	if _, err := t.InGW(ctx, "ip", "addr", "add", HostIP+Prefix, "dev", BondName); err != nil {
 		return err
+	}
+	if lacpMode {
+		say("waiting for LACP to aggregate both members")
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			st, err := p.Status("")
+			n := 0
+			if err == nil {
+				for _, s := range st.Bonds[0].Slaves {
+					if s.AD != nil && s.AD.Distributing {
+						n++
+					}
+				}
+			}
+			if n == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("LACP did not aggregate within 15 s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if st, err := partner.MembersState(ctx); err == nil {
+			for _, m := range st {
+				fmt.Fprintf(w, "    partner (Open vSwitch) %s: ready=%v sees system %s state %#x\n", m.Name, m.Ready(), m.PartnerSys, m.PartnerState)
+			}
+		}
+		// the partner's datapath settles right after it enables the members
+		for i := 0; i < 20; i++ {
+			if _, err := t.InGW(ctx, "ping", "-c", "1", "-W", "1", PeerIP); err == nil {
+				break
+			}
+		}
 	}
 	say("host side %s %s, peer %s", BondName, HostIP, PeerIP)
 	out, err := t.InGW(ctx, "ping", "-c", "5", "-i", "0.2", "-W", "1", PeerIP)
