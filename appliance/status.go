@@ -96,6 +96,8 @@ type LaneStatus struct {
 	CPU        int          `json:"cpu"`
 	Iterations uint64       `json:"iterations"`
 	Busy       uint64       `json:"busy_iterations"`
+	BusyNanos  uint64       `json:"busy_nanoseconds"` // time spent moving frames
+	BusyRatio  float64      `json:"busy_ratio"`       // busy_nanoseconds / uptime: the share of the core doing work
 	Sleeps     uint64       `json:"sleeps"`
 	Ports      []PortStatus `json:"ports"`
 }
@@ -153,7 +155,10 @@ func (a *Appliance) Status(bondName string) (*Status, error) {
 	}
 	for _, l := range a.lanes {
 		c := l.Config()
-		ls := LaneStatus{ID: c.ID, CPU: c.CPU, Iterations: l.Stats.Iterations.Load(), Busy: l.Stats.Busy.Load(), Sleeps: l.Stats.Sleeps.Load()}
+		ls := LaneStatus{ID: c.ID, CPU: c.CPU, Iterations: l.Stats.Iterations.Load(), Busy: l.Stats.Busy.Load(), Sleeps: l.Stats.Sleeps.Load(), BusyNanos: l.Stats.BusyNanos.Load()}
+		if st.Uptime > 0 {
+			ls.BusyRatio = float64(ls.BusyNanos) / 1e9 / st.Uptime
+		}
 		for _, p := range l.Ports() {
 			ps := PortStatus{Name: p.Name}
 			ps.Counters.add(p)
@@ -328,11 +333,7 @@ func FormatText(st *Status) string {
 		}
 	}
 	for _, l := range st.Lanes {
-		busy := 0.0
-		if l.Iterations > 0 {
-			busy = float64(l.Busy) / float64(l.Iterations)
-		}
-		fmt.Fprintf(&w, "\nLane %d (cpu %d): iterations %d busy %.3f sleeps %d\n", l.ID, l.CPU, l.Iterations, busy, l.Sleeps)
+		fmt.Fprintf(&w, "\nLane %d (cpu %d): busy %.3f of the core since start, iterations %d (%d moved frames), sleeps %d\n", l.ID, l.CPU, l.BusyRatio, l.Iterations, l.Busy, l.Sleeps)
 		for _, p := range l.Ports {
 			fmt.Fprintf(&w, "  %-15s %s\n", p.Name, p.Counters.line())
 		}

@@ -121,6 +121,11 @@ busiest_tid() {
 	echo "$best"
 }
 
+# proc_ticks PID: CPU time (clock ticks, user + system) of a process so far
+proc_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$1"/stat 2>/dev/null || echo 0
+}
+
 # runq_ms PID [TID]: run-queue wait (runnable, not running) of a thread so
 # far, in ms; the forwarding loop's wait shows CPU contention from elsewhere
 runq_ms() {
@@ -194,6 +199,7 @@ wait_for() {
 
 ROWS=()
 declare -A RES
+SINK_EXTRA=() # more bagen sink options (perf/more.sh: --pass-slow on an LACP partner's ports)
 
 # contended OTHER_MS GEN_WAIT_MS FWD_WAIT_MS NOTESVAR: a result is suspect
 # when other work on the machine took more than 10% of a CPU during the run
@@ -213,13 +219,14 @@ contended() {
 # it, run it again (RETRIES times at most) and keep the least disturbed run
 RETRIES=${RETRIES:-2}
 measure() {
-	local fn=$1 key=$2 i best=-1 brow="" bres="" boff="" bns="" bcont=0
+	local fn=$1 key=$2 i best=-1 brow="" bres="" boff="" bns="" bcont=0 blost="" bcpu="" bbusy=""
 	for ((i = 0; i <= RETRIES; i++)); do
 		CONT=0
 		OTHER=0
 		"$fn" "${@:2}"
 		if ((best < 0 || OTHER < best)); then
 			best=$OTHER brow=$LAST_ROW bres=${RES[$key]} boff=${RES[$key.offered]:-} bns=${RES[$key.ns]:-} bcont=$CONT
+			blost=${RES[$key.lost]:-} bcpu=${RES[$key.cpu]:-} bbusy=${RES[$key.busy]:-}
 		fi
 		((CONT)) || break
 		((i < RETRIES)) && log "$key: other processes used ${OTHER} ms CPU during the run, measuring again"
@@ -228,6 +235,9 @@ measure() {
 	RES[$key]=$bres
 	RES[$key.offered]=$boff
 	RES[$key.ns]=$bns
+	RES[$key.lost]=$blost
+	RES[$key.cpu]=$bcpu
+	RES[$key.busy]=$bbusy
 	if ((bcont)); then
 		RES[contended]=$((${RES[contended]:-0} + 1))
 	fi
@@ -249,8 +259,11 @@ run_case() {
 	local w0=0 rc0="" ftid="" f0
 	[[ $fpid != - ]] && ftid=$(busiest_tid "$fpid") && w0=$(runq_ms "$fpid" "$ftid")
 	f0=$(foreign_ticks)
+	local pt0=0 tw0
+	[[ $fpid != - ]] && pt0=$(proc_ticks "$fpid")
+	tw0=$(date +%s.%N)
 	[[ $fkind == ref ]] && rc0=$(ref_counters "$fpid")
-	start_bg "$d/sink" taskset -c "$GEN_CPU" "$BAGEN" sink --dev "$sdevs" --netns "$sns" --seconds $((SECS + 60))
+	start_bg "$d/sink" taskset -c "$GEN_CPU" "$BAGEN" sink --dev "$sdevs" --netns "$sns" --seconds $((SECS + 60)) "${SINK_EXTRA[@]}"
 	local spid=$BG
 	wait_for "$d/sink.err" "counting on"
 	sleep 0.3
@@ -267,6 +280,9 @@ run_case() {
 	"$BAGEN" gen --dev "$gdevs" --netns "$gns" --size "$size" --flows "$FLOWS" --seconds "$SECS" --cpu "$GEN_CPU" "${rate[@]}" "$@" >"$d/gen" 2>"$d/gen.err" ||
 		die "$name: generator failed: $(cat "$d/gen.err")"
 	local other=$((($(foreign_ticks) - f0) * 1000 / HZ))
+	local pt1=0 tw1
+	[[ $fpid != - ]] && pt1=$(proc_ticks "$fpid")
+	tw1=$(date +%s.%N)
 	stop_pid "$spid"
 	if [[ -n $ppid ]]; then
 		wait_pid "$ppid"
@@ -297,6 +313,16 @@ run_case() {
 		notes+=" time in TX sendto: $(calc "100 * ($(kv tx_kick_s "$rc1") - $(kv tx_kick_s "$rc0")) / $gs" 0)%"
 	fi
 	[[ -s $d/perf.split ]] && notes+="; CPU $LANE_CPU profile: $(cat "$d/perf.split")"
+	# the forwarder's CPU use while the generator ran (cores), the lanes'
+	# busy share (appliance: time its lanes spent moving frames / wall time,
+	# summed over lanes) and the frames
+	# that never reached the sink
+	RES[$key.cpu]=$(calc "($pt1 - $pt0) / $HZ / ($tw1 - $tw0)" 3)
+	RES[$key.busy]=""
+	if [[ $fkind == appliance ]]; then
+		RES[$key.busy]=$(calc "($(kv wall_ns "$dl") > 0) ? $(kv lane_busy_ns "$dl") / $(kv wall_ns "$dl") : 0" 3)
+	fi
+	RES[$key.lost]=$(($(kv frames "$g") - $(kv gen_frames "$s")))
 	local off del loss ro gw
 	off=$(kv mpps "$g")
 	del=$(kv mpps "$s")
@@ -314,6 +340,9 @@ header() {
 	printf '%-34s %5s %8s %10s %7s %8s %9s  %s\n' test size offered delivered loss% flow_ro other_cpu notes
 	printf '%-34s %5s %8s %10s %7s %8s %9s  %s\n' "" bytes Mpps Mpps "" frames ms ""
 }
+
+# perf/more.sh sources this file for its set-up and helpers only
+[[ ${PERF_LIB:-0} == 1 ]] && return 0
 
 log "load before start: $(cat /proc/loadavg)"
 

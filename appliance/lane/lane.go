@@ -3,6 +3,7 @@ package lane
 import (
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/alb"
 	"github.com/bond-appliance/bond-appliance/policy"
@@ -100,6 +101,7 @@ const HostMember = 0xffff
 type Stats struct {
 	Iterations Counter // loop iterations
 	Busy       Counter // iterations that moved at least one frame
+	BusyNanos  Counter // time spent in those iterations (busy share = BusyNanos / wall time)
 	Sleeps     Counter // adaptive-mode polls
 }
 
@@ -641,10 +643,12 @@ func (l *Lane) Run() {
 	}
 	idle := 0
 	for !l.stop.Load() {
+		t0 := time.Now()
 		w := l.Step()
 		l.Stats.Iterations.Add(1)
 		if w > 0 {
 			l.Stats.Busy.Add(1)
+			l.Stats.BusyNanos.Add(uint64(time.Since(t0)))
 			idle = 0
 			continue
 		}

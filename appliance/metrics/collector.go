@@ -119,8 +119,8 @@ type collector struct {
 
 	monProbes, monNotifs, monTxDrops *prometheus.Desc
 
-	laneInfo, laneIter, laneBusy, laneSleeps, laneBusyRatio *prometheus.Desc
-	port                                                    counterSet
+	laneInfo, laneIter, laneBusy, laneSleeps, laneBusyRatio, laneBusySeconds *prometheus.Desc
+	port                                                                     counterSet
 }
 
 // NewCollector returns a collector that calls src on every scrape and
@@ -185,7 +185,8 @@ func NewCollector(src func() (*appliance.Status, error)) prometheus.Collector {
 	c.laneIter = d.new("lane_iterations_total", "Polling loop iterations of the lane.", lane...)
 	c.laneBusy = d.new("lane_busy_iterations_total", "Polling loop iterations of the lane that moved at least one frame.", lane...)
 	c.laneSleeps = d.new("lane_sleeps_total", "Polls of the lane in adaptive mode (waits for the kernel instead of busy polling).", lane...)
-	c.laneBusyRatio = d.new("lane_busy_ratio", "Busy iterations over iterations since start (0 to 1); rate(busy_iterations)/rate(iterations) gives a recent value.", lane...)
+	c.laneBusyRatio = d.new("lane_busy_ratio", "Share of the lane's core spent moving frames since start (0 to 1); rate(lane_busy_seconds_total) gives a recent value.", lane...)
+	c.laneBusySeconds = d.new("lane_busy_seconds_total", "Time the lane spent in iterations that moved frames.", lane...)
 	c.port = newCounterSet(d, "port", "one AF_XDP socket (or tap queue) of a lane", port)
 	return c
 }
@@ -288,11 +289,8 @@ func (c *collector) collectLane(ch chan<- prometheus.Metric, l *appliance.LaneSt
 	counter(ch, c.laneIter, l.Iterations, id)
 	counter(ch, c.laneBusy, l.Busy, id)
 	counter(ch, c.laneSleeps, l.Sleeps, id)
-	ratio := 0.0
-	if l.Iterations > 0 {
-		ratio = float64(l.Busy) / float64(l.Iterations)
-	}
-	gauge(ch, c.laneBusyRatio, ratio, id)
+	gauge(ch, c.laneBusyRatio, l.BusyRatio, id)
+	send(ch, c.laneBusySeconds, prometheus.CounterValue, float64(l.BusyNanos)/1e9, []string{id})
 	// A lane holds one port per device; should two carry the same name,
 	// export their sum rather than a duplicate series that fails the scrape.
 	seen := make(map[string]int, len(l.Ports))

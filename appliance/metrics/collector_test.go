@@ -65,7 +65,7 @@ func testStatus() *appliance.Status {
 			},
 		},
 		Lanes: []appliance.LaneStatus{
-			{ID: 0, CPU: 2, Iterations: 1000, Busy: 250, Sleeps: 0, Ports: []appliance.PortStatus{
+			{ID: 0, CPU: 2, Iterations: 1000, Busy: 250, BusyNanos: 2500000000, BusyRatio: 0.25, Sleeps: 0, Ports: []appliance.PortStatus{
 				{Name: "bond0", Counters: appliance.Counters{RxPackets: 60, TxPackets: 70}},
 				{Name: "eth0", Counters: appliance.Counters{RxPackets: 80, RxBytes: 5120, XSKFillRingEmpty: 3}},
 			}},

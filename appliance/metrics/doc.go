@@ -121,7 +121,8 @@
 //	bond_appliance_lane_iterations_total{lane}        counter  polling loop iterations
 //	bond_appliance_lane_busy_iterations_total{lane}   counter  iterations that moved at least one frame
 //	bond_appliance_lane_sleeps_total{lane}            counter  adaptive-mode polls
-//	bond_appliance_lane_busy_ratio{lane}              gauge    busy_iterations / iterations since start (0 to 1)
+//	bond_appliance_lane_busy_ratio{lane}              gauge    share of the core spent moving frames since start (0 to 1)
+//	bond_appliance_lane_busy_seconds_total{lane}      counter  time spent in iterations that moved frames
 //
 // For a recent busy ratio, use
 //

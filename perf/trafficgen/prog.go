@@ -266,7 +266,13 @@ type Sink struct {
 
 // NewSink loads a sink with its own statistics map. pass makes it return
 // XDP_PASS instead of XDP_DROP (count and let the stack have the frame).
-func NewSink(pass bool) (*Sink, error) {
+func NewSink(pass bool) (*Sink, error) { return NewSinkOpts(pass, false) }
+
+// NewSinkOpts is NewSink; passSlow also hands IEEE 802.3 slow-protocol
+// frames (ethertype 0x8809: LACPDUs, markers) to the stack uncounted, so a
+// sink on an LACP partner's ports (Open vSwitch reading them with
+// AF_PACKET) keeps the aggregate up while it drops the data traffic.
+func NewSinkOpts(pass, passSlow bool) (*Sink, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bagen_sink", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: sinkValueSize, MaxEntries: SinkSlots})
 	if err != nil {
 		return nil, fmt.Errorf("sink map: %w", err)
@@ -280,7 +286,7 @@ func NewSink(pass bool) (*Sink, error) {
 	if pass {
 		verdict = 2
 	}
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bagen_sink", Type: ebpf.XDP, Instructions: sinkInsns(m.FD(), fm.FD(), verdict), License: "GPL"})
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bagen_sink", Type: ebpf.XDP, Instructions: sinkInsns(m.FD(), fm.FD(), verdict, passSlow), License: "GPL"})
 	if err != nil {
 		m.Close()
 		fm.Close()
@@ -289,17 +295,32 @@ func NewSink(pass bool) (*Sink, error) {
 	return &Sink{Prog: p, Stats: m, Flows: fm}, nil
 }
 
-func sinkInsns(mapFD, flowFD int, verdict int32) asm.Instructions {
+func sinkInsns(mapFD, flowFD int, verdict int32, passSlow bool) asm.Instructions {
 	const (
 		rGen  = asm.R6 // 1 for a tagged frame
 		rData = asm.R7
 		rEnd  = asm.R8
 		rLen  = asm.R9
 	)
-	return asm.Instructions{
+	var slow asm.Instructions
+	if passSlow {
+		slow = asm.Instructions{
+			asm.Mov.Reg(asm.R2, rData),
+			asm.Add.Imm(asm.R2, 14),
+			asm.JGT.Reg(asm.R2, rEnd, "count"),
+			asm.LoadMem(asm.R1, rData, 12, asm.Half),
+			asm.JNE.Imm(asm.R1, 0x0988, "count"), // htons(ETH_P_SLOW)
+			asm.Mov.Imm(asm.R0, 2),               // XDP_PASS
+			asm.Return(),
+		}
+	}
+	head := asm.Instructions{
 		asm.LoadMem(rData, asm.R1, mdData, asm.Word),
 		asm.LoadMem(rEnd, asm.R1, mdDataEnd, asm.Word),
-		asm.Mov.Reg(rLen, rEnd),
+	}
+	head = append(head, slow...)
+	return append(head, asm.Instructions{
+		asm.Mov.Reg(rLen, rEnd).WithSymbol("count"),
 		asm.Sub.Reg(rLen, rData),
 		asm.Mov.Imm(rGen, 0),
 		asm.StoreImm(asm.R10, -4, OtherSlot, asm.Word),
@@ -384,7 +405,7 @@ func sinkInsns(mapFD, flowFD int, verdict int32) asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, verdict).WithSymbol("out"),
 		asm.Return(),
-	}
+	}...)
 }
 
 // Totals are sink statistics summed over CPUs (and slots, where it makes sense).

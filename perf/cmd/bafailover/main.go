@@ -7,7 +7,12 @@
 // (use_carrier 0: ethtool link state every miimon ms, the kernel bonding
 // driver's bound).
 //
-//	bafailover [-binary bin/bond-appliance] [-rate 20000] [-miimon 100] [-runs 3]
+//	bafailover [-binary bin/bond-appliance] [-rate 20000] [-miimon 100] [-runs 3] [-series FILE]
+//
+// -series writes, for every run, the frames delivered per millisecond of
+// send time around the link-down (t_ms 0 = the millisecond the port was
+// taken down, -200 to +499 ms; the sender sends rate/1000 frames each ms)
+// as CSV (mode,run,t_ms,frames), for perf/cmd/baplot.
 //
 // It prints a table and one summary line per mode:
 //
@@ -38,8 +43,20 @@ func main() {
 	miimon := flag.Int("miimon", 100, "miimon (ms)")
 	runs := flag.Int("runs", 3, "failovers per mode")
 	cpu := flag.Int("cpu", -1, "pin this tool's threads to this CPU once the appliance runs (-1: no pinning)")
+	series := flag.String("series", "", "write frames received per ms around each link-down as CSV to this file")
 	flag.Parse()
 	pinCPU = *cpu
+	var csv *os.File
+	if *series != "" {
+		f, err := os.Create(*series)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bafailover:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		fmt.Fprintln(f, "mode,run,t_ms,frames")
+		csv = f
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("%-8s %-4s %8s %10s\n", "mode", "run", "lost", "outage_ms")
@@ -52,6 +69,11 @@ func main() {
 				os.Exit(1)
 			}
 			fmt.Printf("%-8s %-4d %8d %10.3f\n", mode.name, r, res.lost, res.outageMs)
+			if csv != nil {
+				for i, n := range res.perMs {
+					fmt.Fprintf(csv, "%s,%d,%d,%d\n", mode.name, r, i+seriesFrom, n)
+				}
+			}
 			outs = append(outs, res.outageMs)
 			lost = append(lost, float64(res.lost))
 		}
@@ -65,7 +87,11 @@ var pinCPU = 0
 type result struct {
 	lost                         int
 	outageMs, detectMs, maxGapMs float64
+	perMs                        []int // frames received per ms from seriesFrom ms after the link-down
 }
+
+// the window of the per-ms series, in ms relative to the link-down
+const seriesFrom, seriesTo = -200, 500
 
 func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) (res result, err error) {
 	t, err := lab.NewTopo(ctx, 2, 1)
@@ -216,6 +242,14 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
 	if len(times) > 0 {
 		res.detectMs = float64(times[0].Sub(cutAt)) / 1e6
+	}
+	res.perMs = make([]int, seriesTo-seriesFrom)
+	// by send time: the sender sends perMs frames each millisecond, the
+	// receivers read in batches, so their clock would show the batching
+	for q := range seen {
+		if ms := int(q/perMs) - int(cut/perMs) - seriesFrom; ms >= 0 && ms < len(res.perMs) {
+			res.perMs[ms]++
+		}
 	}
 	var all []time.Time
 	for _, at := range seen {

@@ -24,6 +24,7 @@ func cmdSink(args []string) error {
 	interval := fs.Duration("interval", 100*time.Millisecond, "sampling interval of the rate")
 	mode := fs.String("mode", "native", "XDP attach mode: native or generic")
 	pass := fs.Bool("pass", false, "XDP_PASS instead of XDP_DROP (count, then let the stack have the frames)")
+	passSlow := fs.Bool("pass-slow", false, "hand slow-protocol frames (LACPDUs, ethertype 0x8809) to the stack uncounted (sink on an LACP partner's ports)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func cmdSink(args []string) error {
 		if err != nil {
 			return fmt.Errorf("device %s: %w", n, err)
 		}
-		s, err := trafficgen.NewSink(*pass)
+		s, err := trafficgen.NewSinkOpts(*pass, *passSlow)
 		if err != nil {
 			return err
 		}

@@ -89,9 +89,8 @@ func run(ctx context.Context, bin string, load time.Duration) error {
 	jLoad := jitter(p)
 	busy := 0.0
 	if len(after.Lanes) > 0 && len(before.Lanes) > 0 {
-		di := after.Lanes[0].Iterations - before.Lanes[0].Iterations
-		if di > 0 {
-			busy = float64(after.Lanes[0].Busy-before.Lanes[0].Busy) / float64(di)
+		if dt := after.Uptime - before.Uptime; dt > 0 {
+			busy = float64(after.Lanes[0].BusyNanos-before.Lanes[0].BusyNanos) / 1e9 / dt
 		}
 	}
 	fwd := 0.0

@@ -8,7 +8,12 @@
 //	    PORTS CONFIG SOCKET BOND_MAC PEER_MAC HOST_IP PEER_IP. With --ref it
 //	    also creates the veth pair bond0/bond0-dp the appliance would create,
 //	    for the C reference forwarder.
-//	batopo down GW PEER                       deletes both namespaces
+//	    With --ovs the peer ports are left bare and a private Open vSwitch
+//	    (lab.StartOVS, fast-rate active LACP, balance-tcp) takes them as the
+//	    appliance's 802.3ad partner; it prints OVS_DIR too.
+//	batopo down GW PEER [OVS_DIR]             deletes both namespaces (and stops that Open vSwitch)
+//	batopo lacpwait --ovs-dir D --ns PEER --ports p0,p1 [--timeout 30s]
+//	                                          waits until Open vSwitch has aggregated every port
 //	batopo wait --socket S [--timeout 15s]    waits until the bond and all its slaves are up
 //	batopo delta BEFORE.json AFTER.json       counter deltas of two `bond-appliance status --json` outputs
 package main
@@ -37,10 +42,15 @@ func main() {
 	case "up":
 		err = up(os.Args[2:])
 	case "down":
-		if len(os.Args) != 4 {
+		if len(os.Args) != 4 && len(os.Args) != 5 {
 			usage()
 		}
+		if len(os.Args) == 5 && os.Args[4] != "" {
+			(&lab.OVS{Dir: os.Args[4], NS: os.Args[3]}).Close()
+		}
 		(&lab.Topo{GW: os.Args[2], Peer: os.Args[3]}).Close()
+	case "lacpwait":
+		err = lacpwait(os.Args[2:])
 	case "wait":
 		err = wait(os.Args[2:])
 	case "delta":
@@ -59,7 +69,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: batopo up --dir DIR [--members N] [--queues Q] [--ref] [--mode M] [--opt k=v,...] [--cores C,...] [--poll busy|adaptive]\n"+
-		"       batopo down GW PEER\n       batopo wait --socket S [--timeout 15s]\n       batopo delta BEFORE.json AFTER.json")
+		"       batopo down GW PEER [OVS_DIR]\n       batopo lacpwait --ovs-dir D --ns PEER --ports p0,p1 [--timeout 30s]\n       batopo wait --socket S [--timeout 15s]\n       batopo delta BEFORE.json AFTER.json")
 	os.Exit(2)
 }
 
@@ -77,6 +87,7 @@ func up(args []string) error {
 	opts := fs.String("opt", "xmit_hash_policy=layer3+4", "extra bond options, comma-separated k=v")
 	cores := fs.String("cores", "1", "dataplane.cores, comma-separated")
 	poll := fs.String("poll", "busy", "dataplane.poll")
+	withOVS := fs.Bool("ovs", false, "bare peer ports taken by a private Open vSwitch LACP partner (for mode 802.3ad)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,7 +110,7 @@ func up(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	t, err := lab.NewTopo(ctx, *members, *queues)
+	t, err := lab.NewTopoOpts(ctx, lab.TopoOptions{Members: *members, Queues: *queues, Bridge: !*withOVS})
 	if err != nil {
 		return err
 	}
@@ -128,6 +139,22 @@ func up(args []string) error {
 			}
 		}
 	}
+	ovsDir := ""
+	if *withOVS {
+		for _, ns := range []string{t.GW, t.Peer} {
+			_, _ = lab.Sh(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+		}
+		o, err := lab.StartOVS(ctx, t.Peer, t.Ports, lab.OVSOptions{SysID: "02:00:00:00:5a:01", IP: lab.PeerIP + lab.Prefix})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if !ok {
+				o.Close()
+			}
+		}()
+		ovsDir = o.Dir
+	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
@@ -138,8 +165,28 @@ func up(args []string) error {
 		return err
 	}
 	ok = true
+	fmt.Printf("OVS_DIR=%s\n", ovsDir)
 	fmt.Printf("GW=%s\nPEER=%s\nMEMBERS=%q\nPORTS=%q\nCONFIG=%s\nSOCKET=%s\nBOND_MAC=%s\nPEER_MAC=%s\nHOST_IP=%s\nPEER_IP=%s\n",
 		t.GW, t.Peer, strings.Join(t.Members, " "), strings.Join(t.Ports, " "), cfg, sock, refMAC, lab.PeerMAC, lab.HostIP, lab.PeerIP)
+	return nil
+}
+
+func lacpwait(args []string) error {
+	fs := flag.NewFlagSet("lacpwait", flag.ContinueOnError)
+	dir := fs.String("ovs-dir", "", "Open vSwitch state directory (OVS_DIR of batopo up --ovs)")
+	ns := fs.String("ns", "", "its namespace (PEER)")
+	ports := fs.String("ports", "p0,p1", "its ports, comma-separated")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ps := strings.Split(*ports, ",")
+	o := &lab.OVS{Dir: *dir, NS: *ns, Members: ps}
+	el, err := o.WaitReady(context.Background(), len(ps), *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("aggregated_s=%.3f\n", el.Seconds())
 	return nil
 }
 
@@ -229,17 +276,21 @@ func delta(a, b string) error {
 			add(b1.Slaves[i].Name+"_rx", b1.Slaves[i].Counters.RxPackets-b0.Slaves[i].Counters.RxPackets)
 		}
 	}
-	var it0, it1, busy0, busy1 uint64
+	var it0, it1, busy0, busy1, ns0, ns1 uint64
 	for _, l := range s0.Lanes {
 		it0 += l.Iterations
 		busy0 += l.Busy
+		ns0 += l.BusyNanos
 	}
 	for _, l := range s1.Lanes {
 		it1 += l.Iterations
 		busy1 += l.Busy
+		ns1 += l.BusyNanos
 	}
 	add("lane_iterations", it1-it0)
 	add("lane_busy_iterations", busy1-busy0)
+	add("lane_busy_ns", ns1-ns0)
+	add("wall_ns", uint64((s1.Uptime-s0.Uptime)*1e9))
 	fmt.Println(strings.Join(out, " "))
 	return nil
 }
