@@ -7,7 +7,7 @@
 # Not part of `make test`: timing on shared machines is too noisy to gate CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH='Benchmark(Hash|SelectXOR|RoundRobin|LaneXOR|Fill|RX|SPSC|Alloc|DecodeLACPDU|EncodeLACPDU)'
+BENCH='Benchmark(Hash|SelectXOR|RoundRobin|LaneXOR|LaneTLB|Fill|RX|SPSC|Alloc|DecodeLACPDU|EncodeLACPDU)'
 PKGS="./policy ./appliance/lane ./rings ./umem ./lacp"
 COUNT=${COUNT:-6}
 out=$(mktemp)
