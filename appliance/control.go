@@ -35,6 +35,7 @@ type controlServer struct {
 	ln   net.Listener
 	path string
 	wg   sync.WaitGroup
+	done chan struct{} // closed at shutdown: every connection ends
 }
 
 // startControl listens on path with root-only permissions (directory 0700,
@@ -58,7 +59,7 @@ func startControl(path string, a *Appliance) (*controlServer, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &controlServer{ln: ln, path: path}
+	s := &controlServer{ln: ln, path: path, done: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -70,36 +71,60 @@ func startControl(path string, a *Appliance) (*controlServer, error) {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
+				end := make(chan struct{})
+				defer close(end)
+				go func() {
+					// shutdown ends the connection whatever its client does
+					select {
+					case <-s.done:
+						c.Close()
+					case <-end:
+					}
+				}()
 				defer c.Close()
-				a.serve(c)
+				a.serve(c, s.done)
 			}()
 		}
 	}()
 	return s, nil
 }
 
+// close stops listening and ends every connection, whatever its client
+// does (a client that stops reading cannot hold shutdown up).
 func (s *controlServer) close() {
+	close(s.done)
 	s.ln.Close()
 	s.wg.Wait()
 	_ = os.Remove(s.path)
 }
 
-func (a *Appliance) serve(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+// Per-connection deadlines: an idle client is dropped, and a reply or
+// event that cannot be written in time ends the connection.
+const (
+	idleTimeout  = 30 * time.Second
+	writeTimeout = 5 * time.Second
+)
+
+func (a *Appliance) serve(c net.Conn, done chan struct{}) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64*1024), 64*1024)
 	enc := json.NewEncoder(c)
-	for sc.Scan() {
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+		if !sc.Scan() {
+			return
+		}
 		var req Request
 		var resp Response
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "malformed request: " + err.Error()
 		} else if req.Cmd == "events" {
-			a.streamEvents(c, enc)
+			a.streamEvents(c, enc, done)
 			return
 		} else {
 			resp = a.handle(req)
 		}
+		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if enc.Encode(&resp) != nil {
 			return
 		}
@@ -115,16 +140,12 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true, Status: st}
 	case "set":
-		a.cfgMu.Lock()
-		defer a.cfgMu.Unlock()
 		v, err := a.SetOption(req.Bond, req.Option, req.Value)
 		if err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Value: v}
 	case "bond":
-		a.cfgMu.Lock()
-		defer a.cfgMu.Unlock()
 		var err error
 		switch req.Option {
 		case "add":
@@ -139,8 +160,6 @@ func (a *Appliance) handle(req Request) Response {
 		}
 		return Response{OK: true}
 	case "slave":
-		a.cfgMu.Lock()
-		defer a.cfgMu.Unlock()
 		var err error
 		switch req.Option {
 		case "add":
@@ -165,12 +184,15 @@ func (a *Appliance) handle(req Request) Response {
 	}
 }
 
-// streamEvents writes events as JSON lines until the client goes away or
-// the appliance stops.
-func (a *Appliance) streamEvents(c net.Conn, enc *json.Encoder) {
-	_ = c.SetDeadline(time.Time{})
-	ch := a.events.subscribe()
-	defer a.events.unsubscribe(ch)
+// streamEvents writes events as JSON lines until the client goes away, a
+// write does not complete in time, or the appliance stops.
+func (a *Appliance) streamEvents(c net.Conn, enc *json.Encoder, done chan struct{}) {
+	_ = c.SetReadDeadline(time.Time{})
+	ch, err := a.subscribe()
+	if err != nil {
+		return
+	}
+	defer a.unsubscribe(ch)
 	// a closed client is noticed by the next write, or here
 	gone := make(chan struct{})
 	go func() {
@@ -182,18 +204,24 @@ func (a *Appliance) streamEvents(c net.Conn, enc *json.Encoder) {
 			}
 		}
 	}()
-	if enc.Encode(&Response{OK: true}) != nil {
+	write := func(r *Response) bool {
+		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return enc.Encode(r) == nil
+	}
+	if !write(&Response{OK: true}) {
 		return
 	}
 	for {
 		select {
 		case ev := <-ch:
-			if enc.Encode(&Response{OK: true, Event: &ev}) != nil {
+			if !write(&Response{OK: true, Event: &ev}) {
 				return
 			}
 		case <-gone:
 			return
-		case <-a.ctrlStop:
+		case <-done:
+			return
+		case <-a.stop:
 			return
 		}
 	}

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -15,50 +14,41 @@ type Event struct {
 	Fields map[string]string `json:"fields"`
 }
 
-// eventBus fans events out to subscribers; a slow subscriber loses events
-// (counted) rather than blocking control.
-type eventBus struct {
-	mu   sync.Mutex
-	subs map[chan Event]struct{}
-	lost uint64
-}
+// eventBuffer is how many events a subscriber may lag behind before it
+// loses events (counted) rather than holding up the control loop.
+const eventBuffer = 256
 
-func (e *eventBus) publish(ev Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for c := range e.subs {
-		select {
-		case c <- ev:
-		default:
-			e.lost++
-		}
+// event logs a state change and hands it to every subscriber; only the
+// control loop calls it. args are slog-style key/value pairs; every event
+// carries "bond".
+func (c *ctl) event(msg string, args ...any) {
+	c.a.log.Info(msg, args...)
+	if len(c.subs) == 0 {
+		return
 	}
-}
-
-func (e *eventBus) subscribe() chan Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.subs == nil {
-		e.subs = map[chan Event]struct{}{}
-	}
-	c := make(chan Event, 256)
-	e.subs[c] = struct{}{}
-	return c
-}
-
-func (e *eventBus) unsubscribe(c chan Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.subs, c)
-}
-
-// event logs a state change and publishes it. args are slog-style
-// key/value pairs; every event carries "bond".
-func (a *Appliance) event(msg string, args ...any) {
-	a.log.Info(msg, args...)
 	ev := Event{Time: time.Now(), Msg: msg, Fields: map[string]string{}}
 	for i := 0; i+1 < len(args); i += 2 {
 		ev.Fields[fmt.Sprint(args[i])] = fmt.Sprint(args[i+1])
 	}
-	a.events.publish(ev)
+	for ch := range c.subs {
+		select {
+		case ch <- ev:
+		default:
+			c.lost++
+		}
+	}
+}
+
+// subscribe registers an events stream with the control loop.
+func (a *Appliance) subscribe() (chan Event, error) {
+	ch := make(chan Event, eventBuffer)
+	if err := a.do(func(c *ctl) { c.subs[ch] = struct{}{} }); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// unsubscribe ends an events stream.
+func (a *Appliance) unsubscribe(ch chan Event) {
+	_ = a.do(func(c *ctl) { delete(c.subs, ch) })
 }

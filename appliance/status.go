@@ -18,77 +18,19 @@ type Status struct {
 	Lanes   []LaneStatus `json:"lanes"`
 }
 
-// BondStatus follows /proc/net/bonding/<bond>.
-type BondStatus struct {
-	Name                 string        `json:"name"`
-	Mode                 string        `json:"mode"`
-	ModeNumber           int           `json:"mode_number"`
-	ModeDescription      string        `json:"mode_description"`
-	TransmitHashPolicy   string        `json:"xmit_hash_policy,omitempty"`
-	PrimarySlave         string        `json:"primary_slave,omitempty"`
-	PrimaryReselect      string        `json:"primary_reselect,omitempty"`
-	CurrentlyActiveSlave string        `json:"currently_active_slave"`
-	MIIStatus            string        `json:"mii_status"`
-	MIIPollingInterval   int           `json:"mii_polling_interval_ms"`
-	UpDelay              int           `json:"up_delay_ms"`
-	DownDelay            int           `json:"down_delay_ms"`
-	PeerNotifDelay       int           `json:"peer_notification_delay_ms"`
-	PacketsPerSlave      int           `json:"packets_per_slave,omitempty"`
-	AllSlavesActive      int           `json:"all_slaves_active"`
-	MAC                  string        `json:"mac"`
-	MTU                  int           `json:"mtu"`
-	HostDevice           string        `json:"host_device"`
-	Slaves               []SlaveStatus `json:"slaves"`
-	Host                 Counters      `json:"host_counters"`
-	AD                   *ADInfo       `json:"ad_info,omitempty"` // 802.3ad only
-	ArpInterval          int           `json:"arp_polling_interval_ms"`
-	ArpMissedMax         int           `json:"arp_missed_max"`
-	ArpValidate          string        `json:"arp_validate"`
-	ArpTargets           []string      `json:"arp_ip_targets,omitempty"`
-	NSTargets            []string      `json:"ns_ipv6_targets,omitempty"`
-	Monitor              *MonitorInfo  `json:"monitor,omitempty"`
-	ALB                  *alb.Status   `json:"alb,omitempty"` // balance-tlb / balance-alb
-}
-
-// SlaveStatus is one slave block.
-type SlaveStatus struct {
-	Name             string   `json:"name"`
-	MIIStatus        string   `json:"mii_status"`
-	Speed            int      `json:"speed_mbps"`
-	Duplex           string   `json:"duplex"`
-	LinkFailureCount int      `json:"link_failure_count"`
-	PermanentHWAddr  string   `json:"permanent_hw_addr"`
-	QueueID          int      `json:"queue_id"`
-	Prio             int      `json:"prio"`
-	Counters         Counters `json:"counters"`
-	AD               *SlaveAD `json:"ad,omitempty"` // 802.3ad only
-	idx              int      // member index
-	// ArpMonitor is the ARP/NS monitor's verdict (up, down, going back,
-	// going down) when it runs; MII Status is the carrier monitor's.
-	ArpMonitor string `json:"arp_monitor,omitempty"`
-}
-
-// Counters are packet counters summed over lanes (or of one port).
-type Counters struct {
-	RxPackets    uint64 `json:"rx_packets"`
-	RxBytes      uint64 `json:"rx_bytes"`
-	TxPackets    uint64 `json:"tx_packets"`
-	TxBytes      uint64 `json:"tx_bytes"`
-	DropTxFull   uint64 `json:"drop_tx_full"`
-	DropNoSlave  uint64 `json:"drop_no_slave"`
-	DropInactive uint64 `json:"drop_inactive_slave"`
-	DropNoFrame  uint64 `json:"drop_no_frame"`
-	CtrlRx       uint64 `json:"slow_protocol_rx"`
-	CtrlDrop     uint64 `json:"slow_protocol_drop"`
-	CtrlTx       uint64 `json:"control_tx"`
-	// XDP socket statistics (XDP_STATISTICS)
-	XSKRxDropped       uint64 `json:"xsk_rx_dropped"`
-	XSKRxRingFull      uint64 `json:"xsk_rx_ring_full"`
-	XSKFillRingEmpty   uint64 `json:"xsk_fill_ring_empty"`
-	XSKTxInvalidDescs  uint64 `json:"xsk_tx_invalid_descs"`
-	XSKRxInvalidDescs  uint64 `json:"xsk_rx_invalid_descs"`
-	XSKTxRingEmptyDesc uint64 `json:"xsk_tx_ring_empty_descs"`
-}
+// The bond part of the status layout is defined beside the state machine
+// that fills it (package bondsm); these names keep the documented API.
+type (
+	BondStatus     = bondsm.BondStatus
+	SlaveStatus    = bondsm.SlaveStatus
+	Counters       = bondsm.Counters
+	ADInfo         = bondsm.ADInfo
+	AggregatorInfo = bondsm.AggregatorInfo
+	SlaveAD        = bondsm.SlaveAD
+	LACPInfo       = bondsm.LACPInfo
+	ADCounters     = bondsm.ADCounters
+	MonitorInfo    = bondsm.MonitorInfo
+)
 
 // LaneStatus is one lane's view.
 type LaneStatus struct {
@@ -108,7 +50,7 @@ type PortStatus struct {
 	Counters Counters `json:"counters"`
 }
 
-func (c *Counters) add(p *lane.Port) {
+func addCounters(c *Counters, p *lane.Port) {
 	s := &p.Stats
 	c.RxPackets += s.RxPackets.Load()
 	c.RxBytes += s.RxBytes.Load()
@@ -139,102 +81,60 @@ func (c *Counters) add(p *lane.Port) {
 // Version is set by the build.
 var Version = "dev"
 
-// Status collects the current state.
+// Status collects the current state (from the control loop, which owns it).
 func (a *Appliance) Status(bondName string) (*Status, error) {
+	var st *Status
+	var err error
+	if derr := a.do(func(c *ctl) { st, err = c.status(bondName) }); derr != nil {
+		return nil, derr
+	}
+	return st, err
+}
+
+func (c *ctl) status(bondName string) (*Status, error) {
+	a := c.a
 	st := &Status{Version: Version, Uptime: time.Since(a.started).Seconds()}
 	found := bondName == ""
-	for _, b := range a.bondList() {
-		if b.removed || (bondName != "" && b.cfg.Name != bondName) {
+	for _, b := range c.live() {
+		if bondName != "" && b.name != bondName {
 			continue
 		}
 		found = true
-		st.Bonds = append(st.Bonds, b.status(a.cfg.Dataplane.HostDevice))
+		bs := b.sm.Status()
+		for _, lb := range b.lanes {
+			if lb.Host != nil {
+				addCounters(&bs.Host, lb.Host)
+			}
+		}
+		for i := range bs.Slaves {
+			idx := bs.Slaves[i].Index
+			for _, ps := range b.ports {
+				if idx >= 0 && idx < len(ps) && ps[idx] != nil {
+					addCounters(&bs.Slaves[i].Counters, ps[idx])
+				}
+			}
+		}
+		st.Bonds = append(st.Bonds, bs)
 	}
 	if !found {
 		return nil, fmt.Errorf("no bond %q", bondName)
 	}
 	for _, l := range a.lanes {
-		c := l.Config()
-		ls := LaneStatus{ID: c.ID, CPU: c.CPU, Iterations: l.Stats.Iterations.Load(), Busy: l.Stats.Busy.Load(), Sleeps: l.Stats.Sleeps.Load(), BusyNanos: l.Stats.BusyNanos.Load()}
+		lc := l.Config()
+		ls := LaneStatus{ID: lc.ID, CPU: lc.CPU, Iterations: l.Stats.Iterations.Load(), Busy: l.Stats.Busy.Load(), Sleeps: l.Stats.Sleeps.Load(), BusyNanos: l.Stats.BusyNanos.Load()}
 		if st.Uptime > 0 {
 			ls.BusyRatio = float64(ls.BusyNanos) / 1e9 / st.Uptime
 		}
+		// the ports of the layout the loop published last: their sockets
+		// stay open until every lane let go of them
 		for _, p := range l.Ports() {
 			ps := PortStatus{Name: p.Name}
-			ps.Counters.add(p)
+			addCounters(&ps.Counters, p)
 			ls.Ports = append(ls.Ports, ps)
 		}
 		st.Lanes = append(st.Lanes, ls)
 	}
 	return st, nil
-}
-
-var primaryReselectNames = []string{"always", "better", "failure"}
-
-func (b *bond) status(hostDev string) BondStatus {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	bs := BondStatus{
-		Name: b.cfg.Name, Mode: b.mode.String(), ModeNumber: int(b.mode), ModeDescription: b.mode.Description(),
-		MIIStatus: "down", MIIPollingInterval: b.cfg.Miimon, UpDelay: b.cfg.Updelay, DownDelay: b.cfg.Downdelay,
-		PeerNotifDelay: b.cfg.PeerNotifDelay, MAC: b.mac.String(), MTU: b.mtu, HostDevice: hostDev,
-		CurrentlyActiveSlave: "None",
-	}
-	if b.carrier {
-		bs.MIIStatus = "up"
-	}
-	if b.cfg.AllSlavesActive {
-		bs.AllSlavesActive = 1
-	}
-	switch b.mode {
-	case policy.BalanceXOR, policy.IEEE8023AD, policy.BalanceTLB, policy.BalanceALB:
-		bs.TransmitHashPolicy = b.hash.ProcString()
-	case policy.BalanceRR:
-		bs.PacketsPerSlave = b.cfg.PacketsPerSlave
-	}
-	if usesPrimary(b.mode) {
-		bs.PrimarySlave = "None"
-		if b.cfg.Primary != "" {
-			bs.PrimarySlave = b.cfg.Primary
-			if b.cfg.PrimaryReselect >= 0 && b.cfg.PrimaryReselect < len(primaryReselectNames) {
-				bs.PrimaryReselect = fmt.Sprintf("%s (%d)", primaryReselectNames[b.cfg.PrimaryReselect], b.cfg.PrimaryReselect)
-			}
-		}
-	}
-	if b.active >= 0 {
-		bs.CurrentlyActiveSlave = b.members[b.active].name
-	}
-	for _, lb := range b.lanes {
-		if lb.Host != nil {
-			bs.Host.add(lb.Host)
-		}
-	}
-	for _, m := range b.members {
-		if m.removed {
-			continue
-		}
-		ss := SlaveStatus{idx: m.idx, Name: m.name, MIIStatus: m.state.String(), Speed: m.speed, Duplex: m.duplex,
-			LinkFailureCount: m.failures, PermanentHWAddr: m.permMAC.String(), QueueID: m.cfg.QueueID, Prio: m.cfg.Prio}
-		for _, lb := range b.lanes {
-			if m.idx < len(lb.Members) && lb.Members[m.idx] != nil {
-				ss.Counters.add(lb.Members[m.idx])
-			}
-		}
-		bs.Slaves = append(bs.Slaves, ss)
-	}
-	if b.ad != nil {
-		b.adStatus(&bs)
-	}
-	b.monStatus(&bs)
-	if b.alb != nil {
-		st := b.alb.b.Status()
-		bs.ALB = &st
-	}
-	return bs
-}
-
-func usesPrimary(m policy.Mode) bool {
-	return m == policy.ActiveBackup || m == policy.BalanceTLB || m == policy.BalanceALB
 }
 
 // FormatText renders the status like /proc/net/bonding/<bond>, followed by
@@ -287,7 +187,7 @@ func FormatText(st *Status) string {
 			fmt.Fprintf(&w, "LACP tick jitter (ms): mean %.3f max %.3f\n", ad.TickJitterMeanMs, ad.TickJitterMaxMs)
 		}
 		fmt.Fprintf(&w, "Bond MAC: %s  MTU: %d  Host device: %s\n", b.MAC, b.MTU, b.HostDevice)
-		fmt.Fprintf(&w, "Host counters: %s\n", b.Host.line())
+		fmt.Fprintf(&w, "Host counters: %s\n", counterLine(b.Host))
 		for i, s := range b.Slaves {
 			fmt.Fprintf(&w, "\nSlave Interface: %s\n", s.Name)
 			fmt.Fprintf(&w, "MII Status: %s\n", s.MIIStatus)
@@ -329,19 +229,19 @@ func FormatText(st *Status) string {
 					}
 				}
 			}
-			fmt.Fprintf(&w, "Counters: %s\n", s.Counters.line())
+			fmt.Fprintf(&w, "Counters: %s\n", counterLine(s.Counters))
 		}
 	}
 	for _, l := range st.Lanes {
 		fmt.Fprintf(&w, "\nLane %d (cpu %d): busy %.3f of the core since start, iterations %d (%d moved frames), sleeps %d\n", l.ID, l.CPU, l.BusyRatio, l.Iterations, l.Busy, l.Sleeps)
 		for _, p := range l.Ports {
-			fmt.Fprintf(&w, "  %-15s %s\n", p.Name, p.Counters.line())
+			fmt.Fprintf(&w, "  %-15s %s\n", p.Name, counterLine(p.Counters))
 		}
 	}
 	return w.String()
 }
 
-func (c Counters) line() string {
+func counterLine(c Counters) string {
 	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d, slow_rx %d, xsk rx_dropped %d fill_empty %d",
 		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.CtrlRx, c.XSKRxDropped, c.XSKFillRingEmpty)
 }

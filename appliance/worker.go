@@ -1,0 +1,415 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/bond-appliance/bond-appliance/appliance/bondsm"
+	"github.com/bond-appliance/bond-appliance/appliance/config"
+	"github.com/bond-appliance/bond-appliance/appliance/lane"
+	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/xdpprog"
+	"github.com/bond-appliance/bond-appliance/appliance/xsk"
+	"github.com/bond-appliance/bond-appliance/policy"
+	"github.com/vishvananda/netlink"
+)
+
+// worker owns every device-side resource: the change journal, the XDP
+// programs and their attachments, the AF_XDP sockets and the TAP queues.
+// Before the appliance runs, Start uses it directly; afterwards only the
+// worker goroutine touches it, running the jobs the control loop sends in
+// order (device changes, attaching, binding, retiring sockets), so slow
+// device work never holds up the control loop's timers.
+type worker struct {
+	dp        config.Dataplane
+	log       logger
+	journal   netdev.Journal
+	progs     []*xdpprog.Program
+	attach    []*xdpprog.Attachment
+	sockets   []*xsk.Socket
+	taps      []*tapDevice
+	lanes     []*lane.Lane   // set once at start
+	laneFirst []*xsk.Socket  // the socket that registered each lane's UMEM
+	lostReclaim uint64        // frames of retired sockets not handed back before a deadline
+}
+
+// logger is the part of slog the worker uses.
+type logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// device is one AF_XDP-served device: a member or the host veth's appliance end.
+type device struct {
+	name    string
+	ifindex int
+	prog    *xdpprog.Program
+	attach  *xdpprog.Attachment
+}
+
+// memberDev is what the worker made of a member: its device and its socket
+// (and lane port) in each lane.
+type memberDev struct {
+	name  string
+	dev   *device
+	socks []*xsk.Socket
+	ports []*lane.Port
+}
+
+// bondDevs is what the worker made of a bond at start or bond add.
+type bondDevs struct {
+	setup     bondsm.Setup
+	dp        string // appliance end of the host veth ("" for tap)
+	hostIndex int
+	hostDev   *device
+	hostSocks []*xsk.Socket
+	hostPorts []*lane.Port // per lane
+	tap       *tapDevice
+	members   []*memberDev
+}
+
+// dpName is the appliance-side end of a bond's host veth.
+func dpName(bond string) string {
+	if len(bond) > 12 {
+		bond = bond[:12]
+	}
+	return bond + "-dp"
+}
+
+// prepareMember records and changes what a member needs: MTU, the bond MAC
+// (unless the mode keeps members' own MACs), channel count, allmulti, up.
+func (w *worker) prepareMember(bc *config.Bond, mac net.HardwareAddr, mtu int, s config.Slave, first bool) (bondsm.Member, error) {
+	in, err := netdev.Get(s.Name)
+	if err != nil {
+		return bondsm.Member{}, err
+	}
+	m := bondsm.Member{Name: s.Name, Ifindex: in.Index, PermMAC: in.MAC, CurMAC: in.MAC, Carrier: in.Carrier, Duplex: "unknown", Slave: s}
+	if err := w.journal.SetMTU(s.Name, mtu); err != nil {
+		return m, err
+	}
+	if !bondsm.UsesOwnMACs(*bc) && !macEqual(in.MAC, mac) {
+		if err := w.journal.SetMAC(s.Name, mac); err != nil {
+			if first && policy.Mode(bc.Mode) == policy.ActiveBackup {
+				// as bonding: a first slave that cannot change its MAC
+				// switches an active-backup bond to fail_over_mac active
+				w.log.Warn("the first slave cannot change its MAC; setting fail_over_mac to active", "bond", bc.Name, "slave", s.Name, "err", err)
+				bc.FailOverMAC = config.FailOverMACActive
+			} else {
+				return m, err
+			}
+		} else {
+			m.CurMAC = append(net.HardwareAddr(nil), mac...)
+		}
+	}
+	if err := w.journal.SetQueues(s.Name, w.dp.Queues); err != nil {
+		return m, err
+	}
+	if err := w.journal.SetAllmulti(s.Name, true); err != nil {
+		return m, err
+	}
+	if err := w.journal.SetUp(s.Name, true); err != nil {
+		return m, err
+	}
+	if in, err := netdev.Get(s.Name); err == nil {
+		m.Carrier = in.Carrier
+	}
+	m.Speed, m.Duplex, _ = netdev.LinkMode(s.Name)
+	return m, nil
+}
+
+// prepareBond creates the bond's host device and prepares its members.
+// Nothing is attached yet.
+func (w *worker) prepareBond(bc config.Bond) (*bondDevs, error) {
+	mac := bc.MAC
+	if len(mac) == 0 {
+		in, err := netdev.Get(bc.Slaves[0].Name)
+		if err != nil {
+			return nil, err
+		}
+		mac = in.MAC
+	}
+	mtu := bc.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	bd := &bondDevs{}
+	switch w.dp.HostDevice {
+	case "tap":
+		t, err := openTap(bc.Name, w.dp.Queues, mac, mtu, &w.journal)
+		if err != nil {
+			return nil, fmt.Errorf("bond %s: host_device tap: %w", bc.Name, err)
+		}
+		w.taps = append(w.taps, t)
+		bd.tap = t
+	default:
+		bd.dp = dpName(bc.Name)
+		if err := w.journal.CreateVeth(bc.Name, bd.dp, w.dp.Queues, mac, mtu); err != nil {
+			return nil, fmt.Errorf("bond %s: %w", bc.Name, err)
+		}
+		if err := netdev.DisableTxOffloads(bc.Name); err != nil {
+			w.log.Warn("could not disable offloads on host device", "bond", bc.Name, "err", err)
+		}
+		if err := w.journal.SetUp(bd.dp, true); err != nil {
+			return nil, err
+		}
+		if err := w.journal.SetUp(bc.Name, true); err != nil {
+			return nil, err
+		}
+	}
+	if in, err := netdev.Get(bc.Name); err == nil {
+		bd.hostIndex = in.Index
+	}
+	var members []bondsm.Member
+	for j, s := range bc.Slaves {
+		m, err := w.prepareMember(&bc, mac, mtu, s, j == 0)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	bd.setup = bondsm.Setup{Config: bc, MAC: mac, MTU: mtu, HostDevice: w.dp.HostDevice, Members: members}
+	w.log.Info("bond prepared", "bond", bc.Name, "mode", policy.Mode(bc.Mode).String(), "mac", mac.String(), "mtu", mtu, "slaves", len(members))
+	return bd, nil
+}
+
+func (w *worker) attachDevice(name string, force bool) (*device, error) {
+	in, err := netdev.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := xdpprog.New(w.dp.Queues)
+	if err != nil {
+		return nil, err
+	}
+	w.progs = append(w.progs, p)
+	at, err := p.Attach(in.Index, xdpprog.AttachMode(w.dp.XDPAttach), force)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	w.attach = append(w.attach, at)
+	w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode))
+	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
+}
+
+// openSocket opens the AF_XDP socket of device d's queue q on lane q's
+// UMEM, sharing it with the lane's first socket (or registering it).
+func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
+	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind)}
+	s, err := xsk.Open(w.lanes[q].U, d.ifindex, q, opt, w.laneFirst[q])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s queue %d: %w", d.name, q, err)
+	}
+	w.sockets = append(w.sockets, s)
+	if w.laneFirst[q] == nil {
+		w.laneFirst[q] = s
+	}
+	if err := d.prog.SetSocket(q, s.FD); err != nil {
+		return nil, nil, err
+	}
+	mode := "copy"
+	if s.ZeroCopy {
+		mode = "zero-copy"
+	}
+	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q)
+	return newPort(d.name, s), s, nil
+}
+
+// openMember attaches a prepared member and opens its socket in every lane.
+func (w *worker) openMember(name string, force bool) (*memberDev, error) {
+	d, err := w.attachDevice(name, force)
+	if err != nil {
+		return nil, err
+	}
+	md := &memberDev{name: name, dev: d}
+	for q := range w.lanes {
+		p, s, err := w.openSocket(q, d)
+		if err != nil {
+			return md, err
+		}
+		md.socks = append(md.socks, s)
+		md.ports = append(md.ports, p)
+	}
+	return md, nil
+}
+
+// openBond attaches a prepared bond's devices and opens their sockets.
+func (w *worker) openBond(bd *bondDevs) error {
+	if bd.dp != "" {
+		d, err := w.attachDevice(bd.dp, false)
+		if err != nil {
+			return err
+		}
+		bd.hostDev = d
+		for q := range w.lanes {
+			p, s, err := w.openSocket(q, d)
+			if err != nil {
+				return err
+			}
+			bd.hostSocks = append(bd.hostSocks, s)
+			bd.hostPorts = append(bd.hostPorts, p)
+		}
+	} else if bd.tap != nil {
+		for q := range w.lanes {
+			bd.hostPorts = append(bd.hostPorts, bd.tap.port(q, nil))
+		}
+	}
+	for _, m := range bd.setup.Members {
+		md, err := w.openMember(m.Name, bd.setup.Config.Force)
+		if md != nil {
+			bd.members = append(bd.members, md)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseMember retires a member no lane uses any more (every lane
+// acknowledged a layout without it): its XDP program stops redirecting,
+// its sockets' frames go back to their lanes, the sockets close and the
+// device is restored as it was found.
+func (w *worker) releaseMember(md *memberDev) error {
+	if md == nil {
+		return nil
+	}
+	var errs []error
+	if md.dev != nil {
+		for q := range md.socks {
+			_ = md.dev.prog.ClearSocket(q)
+		}
+		errs = append(errs, md.dev.attach.Detach())
+	}
+	time.Sleep(5 * time.Millisecond) // frames the kernel is copying land before the rings are read
+	w.reclaimSockets(md.socks)
+	md.socks = nil
+	if md.dev != nil {
+		errs = append(errs, md.dev.prog.Close())
+		w.dropDevice(md.dev)
+		md.dev = nil
+	}
+	errs = append(errs, w.journal.RestoreDevice(md.name))
+	return errors.Join(errs...)
+}
+
+// releaseBond retires a whole bond no lane uses any more.
+func (w *worker) releaseBond(host string, bd *bondDevs, members []*memberDev) error {
+	var errs []error
+	for _, md := range members {
+		errs = append(errs, w.releaseMember(md))
+	}
+	if bd.hostDev != nil {
+		for q := range bd.hostSocks {
+			_ = bd.hostDev.prog.ClearSocket(q)
+		}
+		errs = append(errs, bd.hostDev.attach.Detach())
+	}
+	w.reclaimSockets(bd.hostSocks)
+	bd.hostSocks = nil
+	if bd.hostDev != nil {
+		errs = append(errs, bd.hostDev.prog.Close())
+		w.dropDevice(bd.hostDev)
+		bd.hostDev = nil
+	}
+	if bd.tap != nil {
+		errs = append(errs, bd.tap.close())
+		w.taps = slices.DeleteFunc(w.taps, func(x *tapDevice) bool { return x == bd.tap })
+	}
+	if bd.dp != "" {
+		errs = append(errs, w.journal.RestoreDevice(bd.dp))
+	}
+	errs = append(errs, w.journal.RestoreDevice(host))
+	return errors.Join(errs...)
+}
+
+// reclaimSockets hands the frames still on retired sockets' rings back to
+// their lanes (socket i is on lane i) and closes them. A lane that does
+// not take a frame within a second loses it (counted).
+func (w *worker) reclaimSockets(socks []*xsk.Socket) {
+	deadline := time.Now().Add(time.Second)
+	var addrs []uint64
+	for q, s := range socks {
+		if s == nil || q >= len(w.lanes) {
+			continue
+		}
+		addrs = s.Fill.Unconsumed(addrs[:0])
+		addrs = s.RX.Pending(addrs)
+		addrs = s.TX.Unconsumed(addrs)
+		addrs = s.Comp.Pending(addrs)
+		for _, ad := range addrs {
+			for !w.lanes[q].Reclaim(ad) {
+				if time.Now().After(deadline) {
+					w.lostReclaim++
+					break
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		_ = s.Close()
+		w.sockets = slices.DeleteFunc(w.sockets, func(x *xsk.Socket) bool { return x == s })
+	}
+}
+
+// dropDevice forgets a retired device's program and attachment.
+func (w *worker) dropDevice(d *device) {
+	w.progs = slices.DeleteFunc(w.progs, func(x *xdpprog.Program) bool { return x == d.prog })
+	w.attach = slices.DeleteFunc(w.attach, func(x *xdpprog.Attachment) bool { return x == d.attach })
+}
+
+// apply carries out a device action of a bond's state machine.
+func (w *worker) apply(host, dp string, tap *tapDevice, act bondsm.Action) error {
+	switch act.Kind {
+	case bondsm.SetMemberMAC:
+		return w.journal.SetMAC(act.Device, act.MAC)
+	case bondsm.SetMemberPromisc:
+		return w.journal.SetPromisc(act.Device, act.On)
+	case bondsm.SetHostMAC:
+		l, err := netlink.LinkByName(host)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetHardwareAddr(l, act.MAC)
+	case bondsm.SetHostCarrier:
+		if tap != nil {
+			tap.setCarrier(act.On)
+			return nil
+		}
+		// The host end's carrier follows the appliance end's admin state.
+		l, err := netlink.LinkByName(dp)
+		if err != nil {
+			return err
+		}
+		if act.On {
+			return netlink.LinkSetUp(l)
+		}
+		return netlink.LinkSetDown(l)
+	}
+	return fmt.Errorf("unknown device action %d", act.Kind)
+}
+
+// teardown detaches every program, closes every socket and TAP queue and
+// undoes every recorded change. The lanes must have stopped.
+func (w *worker) teardown() error {
+	var errs []error
+	for _, at := range w.attach {
+		errs = append(errs, at.Detach())
+	}
+	for _, s := range w.sockets {
+		errs = append(errs, s.Close())
+	}
+	for _, p := range w.progs {
+		errs = append(errs, p.Close())
+	}
+	for _, t := range w.taps {
+		errs = append(errs, t.close())
+	}
+	errs = append(errs, w.journal.Restore())
+	w.attach, w.sockets, w.progs, w.taps = nil, nil, nil, nil
+	return errors.Join(errs...)
+}
+
+func macEqual(a, b net.HardwareAddr) bool { return string(a) == string(b) }
