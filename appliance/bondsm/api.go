@@ -16,6 +16,7 @@ package bondsm
 import (
 	"net"
 
+	"github.com/bond-appliance/bond-appliance/appliance/alb"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 )
@@ -56,11 +57,14 @@ const (
 )
 
 // Frame is a frame control asks a lane to send on a member. Data is valid
-// until the next call into the Bond.
+// until the next call into the Bond: the Bond reuses the memory, so a
+// caller that keeps a frame longer copies it (queueing it on a lane's
+// control ring does).
 type Frame struct {
 	Member int
 	Class  Class
 	Data   []byte
+	origin origin // which part of the bond built it (Dropped counts there)
 }
 
 // ActionKind is a device change the appliance carries out.
@@ -96,4 +100,29 @@ type Output struct {
 	Frames   []Frame
 	Actions  []Action
 	Events   []Event
+}
+
+// TickInput is what Tick reads besides the clock.
+type TickInput struct {
+	// RxPackets are the frames received so far on each member (by member
+	// index), summed over lanes; nil when unknown. The ARP/NS monitor
+	// counts a change as traffic.
+	RxPackets []uint64
+	// ALBLoads are the lanes' tlb/alb transmit byte counters summed
+	// (balance-tlb and balance-alb; nil when there are none).
+	ALBLoads *alb.Loads
+}
+
+// MemberState is one member as the bond sees it.
+type MemberState struct {
+	Index   int
+	Name    string
+	Ifindex int
+	Removed bool // hot-removed: a tombstone keeping indices stable
+	Carrier bool // the last carrier observed
+	State   string
+	// CurMAC is the MAC the member carries (after the actions returned so
+	// far); Promisc whether the appliance made it promiscuous.
+	CurMAC  net.HardwareAddr
+	Promisc bool
 }
