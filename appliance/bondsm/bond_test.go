@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bond-appliance/bond-appliance/appliance/config"
-	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Every mode: the snapshot after start, after member 0 loses carrier and
@@ -415,6 +413,4 @@ func TestNewErrors(t *testing.T) {
 		!UsesOwnMACs(parseBond(t, "active-backup", 2, "fail_over_mac: follow")) || UsesOwnMACs(parseBond(t, "active-backup", 2)) {
 		t.Fatal("UsesOwnMACs")
 	}
-	_ = policy.BalanceRR
-	_ = config.ModeBalanceRR
 }
