@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
 )
 
 // Every mode: the snapshot after start, after member 0 loses carrier and
