@@ -186,7 +186,10 @@ func New(s Setup, now time.Time) (*Bond, Output, error) {
 		b.setActive(b.cfg.ActiveSlave)
 	}
 	b.rebuild()
-	b.action(Action{Kind: SetHostCarrier, Device: b.cfg.Name, On: b.carrier})
+	if !b.carrier {
+		// rebuild reported a carrier only if there is one: say there is none
+		b.action(Action{Kind: SetHostCarrier, Device: b.cfg.Name, On: false})
+	}
 	return b, b.finish(), nil
 }
 

@@ -283,8 +283,9 @@ func (b *Bond) monStatus(bs *BondStatus) {
 	bs.Monitor = &MonitorInfo{ProbesSent: ms.sent, NotificationsSent: ms.notified, TxQueueDrops: ms.txDrops}
 	if ms.mon != nil {
 		for i := range bs.Slaves {
-			st := ms.mon.Slave(bs.Slaves[i].Index)
-			bs.Slaves[i].ArpMonitor = st.Link.String()
+			if idx := bs.Slaves[i].Index; idx >= 0 && idx < len(ms.up) {
+				bs.Slaves[i].ArpMonitor = ms.mon.Slave(idx).Link.String()
+			}
 		}
 	}
 }
