@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Section is the part of the file an option belongs to.
@@ -106,7 +108,8 @@ const (
 // ModeSet is a set of bonding modes (bit N is mode N).
 type ModeSet uint8
 
-// AllModes holds every bonding mode.
+// AllModes holds every bonding mode (every valid policy.Mode; a test
+// checks that they are seven).
 const AllModes ModeSet = 1<<7 - 1
 
 func modes(m ...int) ModeSet {
@@ -118,7 +121,9 @@ func modes(m ...int) ModeSet {
 }
 
 // Has reports whether mode is in s.
-func (s ModeSet) Has(mode int) bool { return mode >= 0 && mode < 7 && s&(1<<mode) != 0 }
+func (s ModeSet) Has(mode int) bool {
+	return mode >= 0 && mode < 8 && policy.Mode(mode).Valid() && s&(1<<mode) != 0
+}
 
 // String lists the modes by name, or "all".
 func (s ModeSet) String() string {
@@ -126,9 +131,9 @@ func (s ModeSet) String() string {
 		return "all"
 	}
 	var names []string
-	for m := range 7 {
-		if s.Has(m) {
-			names = append(names, ModeName(m))
+	for m := policy.Mode(0); m.Valid(); m++ {
+		if s.Has(int(m)) {
+			names = append(names, m.String())
 		}
 	}
 	return strings.Join(names, ", ")
@@ -136,29 +141,19 @@ func (s ModeSet) String() string {
 
 // ModeName returns the bonding name of a mode ("802.3ad"), or its number.
 func ModeName(mode int) string {
-	for _, v := range modeValues {
-		if v.Num == mode {
-			return v.Name
-		}
+	if mode >= 0 && mode < 256 && policy.Mode(mode).Valid() {
+		return policy.Mode(mode).String()
 	}
 	return strconv.Itoa(mode)
 }
 
-// bondModeName is bonding's long mode name, used in its log messages.
+// bondModeName is bonding's long mode name, used in its log messages
+// (policy.Mode.Description).
 func bondModeName(mode int) string {
-	names := [...]string{
-		"load balancing (round-robin)",
-		"fault-tolerance (active-backup)",
-		"load balancing (xor)",
-		"fault-tolerance (broadcast)",
-		"IEEE 802.3ad Dynamic link aggregation",
-		"transmit load balancing",
-		"adaptive load balancing",
-	}
-	if mode < 0 || mode >= len(names) {
+	if mode < 0 || mode >= 256 {
 		return "unknown"
 	}
-	return names[mode]
+	return policy.Mode(mode).Description()
 }
 
 // Value is a named value of an option.

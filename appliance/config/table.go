@@ -9,28 +9,18 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Value tables of the bonding driver (drivers/net/bonding/bond_options.c),
 // in the driver's order.
 var (
-	modeValues = []Value{
-		{"balance-rr", ModeBalanceRR, true},
-		{"active-backup", ModeActiveBackup, false},
-		{"balance-xor", ModeBalanceXOR, false},
-		{"broadcast", ModeBroadcast, false},
-		{"802.3ad", Mode8023AD, false},
-		{"balance-tlb", ModeBalanceTLB, false},
-		{"balance-alb", ModeBalanceALB, false},
-	}
-	xmitHashValues = []Value{
-		{"layer2", XmitLayer2, true},
-		{"layer3+4", XmitLayer34, false},
-		{"layer2+3", XmitLayer23, false},
-		{"encap2+3", XmitEncap23, false},
-		{"encap3+4", XmitEncap34, false},
-		{"vlan+srcmac", XmitVLANSrcMAC, false},
-	}
+	// mode and xmit_hash_policy: package policy's tables (policy.Mode,
+	// policy.HashPolicy), so that config and the data path share one
+	// list of names and numbers.
+	modeValues        = modeTable()
+	xmitHashValues    = hashPolicyTable()
 	arpValidateValues = []Value{
 		{"none", ArpValidateNone, true},
 		{"active", ArpValidateActive, false},
@@ -138,6 +128,26 @@ var (
 		{"true", 1, false},
 	}
 )
+
+// modeTable lists every valid policy.Mode by its name, balance-rr being
+// the default, as bonding's bond_mode_tbl.
+func modeTable() []Value {
+	var v []Value
+	for m := policy.Mode(0); m.Valid(); m++ {
+		v = append(v, Value{Name: m.String(), Num: int(m), Default: m == policy.BalanceRR})
+	}
+	return v
+}
+
+// hashPolicyTable lists every valid policy.HashPolicy by its name, layer2
+// being the default, as bonding's bond_xmit_hashtype_tbl.
+func hashPolicyTable() []Value {
+	var v []Value
+	for p := policy.HashPolicy(0); p.Valid(); p++ {
+		v = append(v, Value{Name: p.String(), Num: int(p), Default: p == policy.Layer2})
+	}
+	return v
+}
 
 // Modes in which options are supported (the complement of the driver's
 // unsuppmodes).
