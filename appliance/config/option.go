@@ -105,6 +105,82 @@ const (
 	FlagExtension
 )
 
+// Effect says where a change of an option takes effect in the running
+// appliance: which part of a bond's state control has to rebuild or
+// reconfigure. An option may have several (Effect is a bit set); the
+// control loop dispatches runtime set and reload by it.
+type Effect uint8
+
+// Effects.
+const (
+	// EffectSnapshot: the bond's forwarding snapshot is rebuilt
+	// (mode-independent transmit and receive decisions: xmit_hash_policy,
+	// packets_per_slave, all_slaves_active, primary, active slave, ...).
+	EffectSnapshot Effect = 1 << iota
+	// EffectMII: the MII link monitor (miimon, updelay, downdelay,
+	// use_carrier).
+	EffectMII
+	// EffectLACP: the 802.3ad LACP system or its ports are reconfigured.
+	EffectLACP
+	// EffectMonitor: the ARP/NS monitor and the peer notifier are
+	// rebuilt (arp_*, ns_ip6_target, num_grat_arp, resend_igmp, ...).
+	EffectMonitor
+	// EffectALB: the balance-tlb/alb engine is reconfigured.
+	EffectALB
+	// EffectPort: one member's own settings (per-slave options).
+	EffectPort
+	// EffectRestart: read only when the bond is created or the
+	// appliance starts; a change needs the bond re-created (bond del,
+	// bond add) or, outside bonds[], the appliance restarted.
+	EffectRestart
+
+	effectEnd // one past the last effect
+)
+
+var effectNames = map[Effect]string{
+	EffectSnapshot: "snapshot",
+	EffectMII:      "mii",
+	EffectLACP:     "lacp",
+	EffectMonitor:  "monitor",
+	EffectALB:      "alb",
+	EffectPort:     "port",
+	EffectRestart:  "restart",
+}
+
+// Has reports whether every effect of x is in e.
+func (e Effect) Has(x Effect) bool { return x != 0 && e&x == x }
+
+// List returns the single effects of e, in bit order.
+func (e Effect) List() []Effect {
+	var l []Effect
+	for x := Effect(1); x < effectEnd; x <<= 1 {
+		if e&x != 0 {
+			l = append(l, x)
+		}
+	}
+	return l
+}
+
+// String names the effects of e joined by "+" ("snapshot+monitor"),
+// "none" for no effect.
+func (e Effect) String() string {
+	if e == 0 {
+		return "none"
+	}
+	var names []string
+	for x := Effect(1); x != 0; x <<= 1 {
+		if e&x == 0 {
+			continue
+		}
+		if n, ok := effectNames[x]; ok {
+			names = append(names, n)
+		} else {
+			names = append(names, "effect("+strconv.Itoa(int(x))+")")
+		}
+	}
+	return strings.Join(names, "+")
+}
+
 // ModeSet is a set of bonding modes (bit N is mode N).
 type ModeSet uint8
 
@@ -189,7 +265,10 @@ type Option struct {
 	// given (AllModes when the driver puts no restriction).
 	Modes ModeSet
 	Flags Flags
-	Desc  string // one-line description
+	// Effect is where a change of the option takes effect (see
+	// Effect); every option has at least one.
+	Effect Effect
+	Desc   string // one-line description
 	// Note is appended to invalid-value errors.
 	Note string
 
@@ -214,6 +293,10 @@ func (o Option) Key() string {
 // RuntimeChangeable reports whether a runtime set may change the option
 // (subject to FlagIfDown and FlagNoSlaves).
 func (o Option) RuntimeChangeable() bool { return o.Flags&FlagStartup == 0 }
+
+// Effects lists where a change of the option takes effect, one Effect
+// per element, in bit order.
+func (o Option) Effects() []Effect { return o.Effect.List() }
 
 // Options returns the option table: every key of the file, in reference
 // order.

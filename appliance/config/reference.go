@@ -38,6 +38,12 @@ func Reference() string {
 	p("Runtime: an option marked *startup only* is read when the appliance starts. Other options may be ")
 	p("changed at runtime (`set BOND OPTION VALUE`), with the same syntax and errors, subject to the noted ")
 	p("conditions.\n\n")
+	p("Each option says where a change *takes effect* in the running appliance (`set` and `reload` ")
+	p("act accordingly):\n\n")
+	for _, e := range Effect(effectEnd - 1).List() {
+		p("- `%s`: %s\n", e, effectDocs[e])
+	}
+	p("\n")
 
 	sections := []struct {
 		sec   Section
@@ -65,6 +71,7 @@ func Reference() string {
 				p("- Modes: %s\n", o.Modes)
 			}
 			p("- Changes: %s\n", o.changes())
+			p("- Takes effect: %s\n", o.effectDoc())
 			if o.Flags&FlagExtension != 0 {
 				p("- Origin: appliance (not a bonding option)\n")
 			} else if o.Section == SectionBond || o.Section == SectionSlave {
@@ -106,6 +113,26 @@ func (o Option) defaultDoc() string {
 		return "empty"
 	}
 	return "`" + o.Default + "`"
+}
+
+// effectDocs explains each effect in the reference.
+var effectDocs = map[Effect]string{
+	EffectSnapshot: "the bond's forwarding snapshot is rebuilt (which slaves transmit and receive)",
+	EffectMII:      "the MII link monitor (carrier, miimon poll, updelay/downdelay) is reconfigured",
+	EffectLACP:     "the 802.3ad LACP system and its ports are reconfigured",
+	EffectMonitor:  "the ARP/NS monitor and the peer notifier (gratuitous ARP, unsolicited NA, IGMP) are rebuilt",
+	EffectALB:      "the balance-tlb/balance-alb engine is reconfigured",
+	EffectPort:     "only the member concerned is reconfigured",
+	EffectRestart:  "read when the bond is created or the appliance starts: re-create the bond (`bond del`, `bond add`) or, outside `bonds`, restart the appliance",
+}
+
+func (o Option) effectDoc() string {
+	l := o.Effects()
+	names := make([]string, len(l))
+	for i, e := range l {
+		names[i] = "`" + e.String() + "`"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (o Option) changes() string {
