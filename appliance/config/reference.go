@@ -45,6 +45,19 @@ func Reference() string {
 	}
 	p("\n")
 
+	dataplanePoll, _ := LookupOption("dataplane.poll")
+	p("## ENVIRONMENT AND COMMAND LINE\n\n")
+	p("The `dataplane`, `control`, `log` and `metrics` keys are layered; each layer overrides the one before:\n\n")
+	p("1. the defaults below;\n2. the file;\n")
+	p("3. the environment: `%s<SECTION>_<KEY>`, the key in upper case (`%s`);\n", EnvPrefix, dataplanePoll.EnvVar()+"=busy")
+	p("4. the command line: `%s SECTION.KEY=VALUE`, repeated (`%s dataplane.poll=busy`); the last one for a key counts.\n\n", OverrideFlag, OverrideFlag)
+	p("Values from the environment and the command line take the same syntax as the file (lists comma-separated) ")
+	p("and are checked the same way; an error names the variable or the flag, the key and what is allowed. ")
+	p("An empty variable sets the empty value. A `%s` variable of these sections with an unknown key is an error ", EnvPrefix)
+	p("that suggests the nearest one, a `%sBONDS_...` variable is refused, and other `%s` variables ", EnvPrefix, EnvPrefix)
+	p("(such as `%sPRIVILEGED`, read by the tests) are ignored. Bond options (`bonds`) come from the file only. ", EnvPrefix)
+	p("`bond-appliance -c FILE` (and with `--check`) reads the environment and `%s`.\n\n", OverrideFlag)
+
 	sections := []struct {
 		sec   Section
 		title string
@@ -72,6 +85,9 @@ func Reference() string {
 			}
 			p("- Changes: %s\n", o.changes())
 			p("- Takes effect: %s\n", o.effectDoc())
+			if o.IsLayered() {
+				p("- Environment: `%s`; command line: `%s %s=VALUE`\n", o.EnvVar(), OverrideFlag, o.Key())
+			}
 			if o.Flags&FlagExtension != 0 {
 				p("- Origin: appliance (not a bonding option)\n")
 			} else if o.Section == SectionBond || o.Section == SectionSlave {
