@@ -5,27 +5,32 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Bonding modes, numbered as the bonding driver numbers them (mode=N).
+// They are package policy's modes (policy.Mode), whose table also gives
+// the names the mode option takes.
 const (
-	ModeBalanceRR    = 0 // balance-rr
-	ModeActiveBackup = 1 // active-backup
-	ModeBalanceXOR   = 2 // balance-xor
-	ModeBroadcast    = 3 // broadcast
-	Mode8023AD       = 4 // 802.3ad
-	ModeBalanceTLB   = 5 // balance-tlb
-	ModeBalanceALB   = 6 // balance-alb
+	ModeBalanceRR    = int(policy.BalanceRR)    // balance-rr
+	ModeActiveBackup = int(policy.ActiveBackup) // active-backup
+	ModeBalanceXOR   = int(policy.BalanceXOR)   // balance-xor
+	ModeBroadcast    = int(policy.Broadcast)    // broadcast
+	Mode8023AD       = int(policy.IEEE8023AD)   // 802.3ad
+	ModeBalanceTLB   = int(policy.BalanceTLB)   // balance-tlb
+	ModeBalanceALB   = int(policy.BalanceALB)   // balance-alb
 )
 
-// Transmit hash policies (xmit_hash_policy=N).
+// Transmit hash policies (xmit_hash_policy=N): package policy's
+// policy.HashPolicy values, whose table also gives their names.
 const (
-	XmitLayer2     = 0 // layer2
-	XmitLayer34    = 1 // layer3+4
-	XmitLayer23    = 2 // layer2+3
-	XmitEncap23    = 3 // encap2+3
-	XmitEncap34    = 4 // encap3+4
-	XmitVLANSrcMAC = 5 // vlan+srcmac
+	XmitLayer2     = int(policy.Layer2)     // layer2
+	XmitLayer34    = int(policy.Layer34)    // layer3+4
+	XmitLayer23    = int(policy.Layer23)    // layer2+3
+	XmitEncap23    = int(policy.Encap23)    // encap2+3
+	XmitEncap34    = int(policy.Encap34)    // encap3+4
+	XmitVLANSrcMAC = int(policy.VlanSrcMac) // vlan+srcmac
 )
 
 // ARP validation (arp_validate=N).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 
@@ -15,21 +14,25 @@ import (
 
 // Load reads the YAML configuration file at path, applies defaults and
 // validates it. It returns the warnings bonding would log (for the caller
-// to log) and every error found, one per line.
+// to log) and every error found, one per line. It reads neither the
+// environment nor overrides: see LoadWith.
 func Load(path string) (*Config, []string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
-	}
-	return Parse(data)
+	return LoadWith(path, nil, nil)
 }
 
 // Parse is Load for a configuration held in memory.
+func Parse(data []byte) (*Config, []string, error) {
+	return parse(data, nil, nil)
+}
+
+// parse decodes data, then the environment and the overrides over it (see
+// LoadWith), applies defaults and validates.
 //
 // Viper reads the document (it reports syntax errors and duplicate keys);
 // the keys are then checked on the YAML node tree, because viper folds
 // keys to lower case and the file's keys are case-sensitive.
-func Parse(data []byte) (*Config, []string, error) {
+func parse(data []byte, env, overrides []string) (*Config, []string, error) {
+	ls, lerrs := layers(env, overrides)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, nil, notYAML(err)
@@ -41,8 +44,11 @@ func Parse(data []byte) (*Config, []string, error) {
 			return nil, nil, notYAML(err)
 		}
 	}
-	d := &decoder{cfg: Defaults(), broken: map[string]bool{}}
+	d := &decoder{cfg: Defaults(), broken: map[string]bool{}, layers: ls, errs: lerrs}
 	d.document(&doc)
+	if d.layers != nil { // the document ended early
+		d.applyLayers(d.layers, map[string]bool{})
+	}
 	d.cfg.broken = d.broken
 	warns, err := d.cfg.Validate()
 	d.cfg.broken = nil
@@ -67,6 +73,7 @@ type decoder struct {
 	cfg    *Config
 	errs   []error
 	broken map[string]bool
+	layers []layered // environment and --set values, applied over the file
 }
 
 // errorf records an error; broken names the key whose value it leaves
@@ -123,6 +130,7 @@ func (d *decoder) document(doc *yaml.Node) {
 	if !seen["bonds"] {
 		d.errorf("", "bonds: at least one bond is required")
 	}
+	d.applyLayers(d.layers, dataplane)
 	if !dataplane["queues"] {
 		d.cfg.Dataplane.Queues = max(1, len(d.cfg.Dataplane.Cores))
 	}

@@ -25,3 +25,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseWith: any environment variable or --set value gives a
+// configuration or an error, never a panic, and an accepted configuration
+// validates again without error.
+func FuzzParseWith(f *testing.F) {
+	base := []byte("bonds: [{name: bond0, slaves: [m0, m1]}]\n")
+	f.Add("BOND_APPLIANCE_DATAPLANE_POLL", "busy", "log.level=warn")
+	f.Add("BOND_APPLIANCE_DATAPLANE_CORES", "0,1", "dataplane.queues=4")
+	f.Add("BOND_APPLIANCE_METRICS_LISTEN", "", "control.socket=/run/x.sock")
+	f.Add("BOND_APPLIANCE_BONDS_MIIMON", "1", "bonds[0].mode=4")
+	f.Add("BOND_APPLIANCE_PRIVILEGED", "1", "=")
+	f.Fuzz(func(t *testing.T, name, value, override string) {
+		c, _, err := ParseWith(base, []string{name + "=" + value}, []string{override})
+		if err != nil {
+			return
+		}
+		if _, err := c.Validate(); err != nil {
+			t.Fatalf("accepted configuration fails validation again: %v", err)
+		}
+	})
+}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Section is the part of the file an option belongs to.
@@ -103,10 +105,87 @@ const (
 	FlagExtension
 )
 
+// Effect says where a change of an option takes effect in the running
+// appliance: which part of a bond's state control has to rebuild or
+// reconfigure. An option may have several (Effect is a bit set); the
+// control loop dispatches runtime set and reload by it.
+type Effect uint8
+
+// Effects.
+const (
+	// EffectSnapshot: the bond's forwarding snapshot is rebuilt
+	// (mode-independent transmit and receive decisions: xmit_hash_policy,
+	// packets_per_slave, all_slaves_active, primary, active slave, ...).
+	EffectSnapshot Effect = 1 << iota
+	// EffectMII: the MII link monitor (miimon, updelay, downdelay,
+	// use_carrier).
+	EffectMII
+	// EffectLACP: the 802.3ad LACP system or its ports are reconfigured.
+	EffectLACP
+	// EffectMonitor: the ARP/NS monitor and the peer notifier are
+	// rebuilt (arp_*, ns_ip6_target, num_grat_arp, resend_igmp, ...).
+	EffectMonitor
+	// EffectALB: the balance-tlb/alb engine is reconfigured.
+	EffectALB
+	// EffectPort: one member's own settings (per-slave options).
+	EffectPort
+	// EffectRestart: read only when the bond is created or the
+	// appliance starts; a change needs the bond re-created (bond del,
+	// bond add) or, outside bonds[], the appliance restarted.
+	EffectRestart
+
+	effectEnd // one past the last effect
+)
+
+var effectNames = map[Effect]string{
+	EffectSnapshot: "snapshot",
+	EffectMII:      "mii",
+	EffectLACP:     "lacp",
+	EffectMonitor:  "monitor",
+	EffectALB:      "alb",
+	EffectPort:     "port",
+	EffectRestart:  "restart",
+}
+
+// Has reports whether every effect of x is in e.
+func (e Effect) Has(x Effect) bool { return x != 0 && e&x == x }
+
+// List returns the single effects of e, in bit order.
+func (e Effect) List() []Effect {
+	var l []Effect
+	for x := Effect(1); x < effectEnd; x <<= 1 {
+		if e&x != 0 {
+			l = append(l, x)
+		}
+	}
+	return l
+}
+
+// String names the effects of e joined by "+" ("snapshot+monitor"),
+// "none" for no effect.
+func (e Effect) String() string {
+	if e == 0 {
+		return "none"
+	}
+	var names []string
+	for x := Effect(1); x != 0; x <<= 1 {
+		if e&x == 0 {
+			continue
+		}
+		if n, ok := effectNames[x]; ok {
+			names = append(names, n)
+		} else {
+			names = append(names, "effect("+strconv.Itoa(int(x))+")")
+		}
+	}
+	return strings.Join(names, "+")
+}
+
 // ModeSet is a set of bonding modes (bit N is mode N).
 type ModeSet uint8
 
-// AllModes holds every bonding mode.
+// AllModes holds every bonding mode (every valid policy.Mode; a test
+// checks that they are seven).
 const AllModes ModeSet = 1<<7 - 1
 
 func modes(m ...int) ModeSet {
@@ -118,7 +197,9 @@ func modes(m ...int) ModeSet {
 }
 
 // Has reports whether mode is in s.
-func (s ModeSet) Has(mode int) bool { return mode >= 0 && mode < 7 && s&(1<<mode) != 0 }
+func (s ModeSet) Has(mode int) bool {
+	return mode >= 0 && mode < 8 && policy.Mode(mode).Valid() && s&(1<<mode) != 0
+}
 
 // String lists the modes by name, or "all".
 func (s ModeSet) String() string {
@@ -126,9 +207,9 @@ func (s ModeSet) String() string {
 		return "all"
 	}
 	var names []string
-	for m := range 7 {
-		if s.Has(m) {
-			names = append(names, ModeName(m))
+	for m := policy.Mode(0); m.Valid(); m++ {
+		if s.Has(int(m)) {
+			names = append(names, m.String())
 		}
 	}
 	return strings.Join(names, ", ")
@@ -136,29 +217,19 @@ func (s ModeSet) String() string {
 
 // ModeName returns the bonding name of a mode ("802.3ad"), or its number.
 func ModeName(mode int) string {
-	for _, v := range modeValues {
-		if v.Num == mode {
-			return v.Name
-		}
+	if mode >= 0 && mode < 256 && policy.Mode(mode).Valid() {
+		return policy.Mode(mode).String()
 	}
 	return strconv.Itoa(mode)
 }
 
-// bondModeName is bonding's long mode name, used in its log messages.
+// bondModeName is bonding's long mode name, used in its log messages
+// (policy.Mode.Description).
 func bondModeName(mode int) string {
-	names := [...]string{
-		"load balancing (round-robin)",
-		"fault-tolerance (active-backup)",
-		"load balancing (xor)",
-		"fault-tolerance (broadcast)",
-		"IEEE 802.3ad Dynamic link aggregation",
-		"transmit load balancing",
-		"adaptive load balancing",
-	}
-	if mode < 0 || mode >= len(names) {
+	if mode < 0 || mode >= 256 {
 		return "unknown"
 	}
-	return names[mode]
+	return policy.Mode(mode).Description()
 }
 
 // Value is a named value of an option.
@@ -194,7 +265,10 @@ type Option struct {
 	// given (AllModes when the driver puts no restriction).
 	Modes ModeSet
 	Flags Flags
-	Desc  string // one-line description
+	// Effect is where a change of the option takes effect (see
+	// Effect); every option has at least one.
+	Effect Effect
+	Desc   string // one-line description
 	// Note is appended to invalid-value errors.
 	Note string
 
@@ -219,6 +293,10 @@ func (o Option) Key() string {
 // RuntimeChangeable reports whether a runtime set may change the option
 // (subject to FlagIfDown and FlagNoSlaves).
 func (o Option) RuntimeChangeable() bool { return o.Flags&FlagStartup == 0 }
+
+// Effects lists where a change of the option takes effect, one Effect
+// per element, in bit order.
+func (o Option) Effects() []Effect { return o.Effect.List() }
 
 // Options returns the option table: every key of the file, in reference
 // order.

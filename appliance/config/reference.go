@@ -38,6 +38,25 @@ func Reference() string {
 	p("Runtime: an option marked *startup only* is read when the appliance starts. Other options may be ")
 	p("changed at runtime (`set BOND OPTION VALUE`), with the same syntax and errors, subject to the noted ")
 	p("conditions.\n\n")
+	p("Each option says where a change *takes effect* in the running appliance (`set` and `reload` ")
+	p("act accordingly):\n\n")
+	for _, e := range Effect(effectEnd - 1).List() {
+		p("- `%s`: %s\n", e, effectDocs[e])
+	}
+	p("\n")
+
+	dataplanePoll, _ := LookupOption("dataplane.poll")
+	p("## ENVIRONMENT AND COMMAND LINE\n\n")
+	p("The `dataplane`, `control`, `log` and `metrics` keys are layered; each layer overrides the one before:\n\n")
+	p("1. the defaults below;\n2. the file;\n")
+	p("3. the environment: `%s<SECTION>_<KEY>`, the key in upper case (`%s`);\n", EnvPrefix, dataplanePoll.EnvVar()+"=busy")
+	p("4. the command line: `%s SECTION.KEY=VALUE`, repeated (`%s dataplane.poll=busy`); the last one for a key counts.\n\n", OverrideFlag, OverrideFlag)
+	p("Values from the environment and the command line take the same syntax as the file (lists comma-separated) ")
+	p("and are checked the same way; an error names the variable or the flag, the key and what is allowed. ")
+	p("An empty variable sets the empty value. A `%s` variable of these sections with an unknown key is an error ", EnvPrefix)
+	p("that suggests the nearest one, a `%sBONDS_...` variable is refused, and other `%s` variables ", EnvPrefix, EnvPrefix)
+	p("(such as `%sPRIVILEGED`, read by the tests) are ignored. Bond options (`bonds`) come from the file only. ", EnvPrefix)
+	p("`bond-appliance -c FILE` (and with `--check`) reads the environment and `%s`.\n\n", OverrideFlag)
 
 	sections := []struct {
 		sec   Section
@@ -65,6 +84,10 @@ func Reference() string {
 				p("- Modes: %s\n", o.Modes)
 			}
 			p("- Changes: %s\n", o.changes())
+			p("- Takes effect: %s\n", o.effectDoc())
+			if o.IsLayered() {
+				p("- Environment: `%s`; command line: `%s %s=VALUE`\n", o.EnvVar(), OverrideFlag, o.Key())
+			}
 			if o.Flags&FlagExtension != 0 {
 				p("- Origin: appliance (not a bonding option)\n")
 			} else if o.Section == SectionBond || o.Section == SectionSlave {
@@ -106,6 +129,26 @@ func (o Option) defaultDoc() string {
 		return "empty"
 	}
 	return "`" + o.Default + "`"
+}
+
+// effectDocs explains each effect in the reference.
+var effectDocs = map[Effect]string{
+	EffectSnapshot: "the bond's forwarding snapshot is rebuilt (which slaves transmit and receive)",
+	EffectMII:      "the MII link monitor (carrier, miimon poll, updelay/downdelay) is reconfigured",
+	EffectLACP:     "the 802.3ad LACP system and its ports are reconfigured",
+	EffectMonitor:  "the ARP/NS monitor and the peer notifier (gratuitous ARP, unsolicited NA, IGMP) are rebuilt",
+	EffectALB:      "the balance-tlb/balance-alb engine is reconfigured",
+	EffectPort:     "only the member concerned is reconfigured",
+	EffectRestart:  "read when the bond is created or the appliance starts: re-create the bond (`bond del`, `bond add`) or, outside `bonds`, restart the appliance",
+}
+
+func (o Option) effectDoc() string {
+	l := o.Effects()
+	names := make([]string, len(l))
+	for i, e := range l {
+		names[i] = "`" + e.String() + "`"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (o Option) changes() string {

@@ -26,7 +26,8 @@ func TestReferenceCoversEveryKey(t *testing.T) {
 		if j := strings.Index(entry[len(head):], "### "); j >= 0 {
 			entry = entry[:len(head)+j]
 		}
-		for _, want := range []string{"- Allowed: " + o.Allowed() + "\n", "- Default: " + o.defaultDoc() + "\n"} {
+		for _, want := range []string{"- Allowed: " + o.Allowed() + "\n", "- Default: " + o.defaultDoc() + "\n",
+			"- Takes effect: " + o.effectDoc() + "\n"} {
 			if !strings.Contains(entry, want) {
 				t.Errorf("%s: entry lacks %q:\n%s", o.Key(), want, entry)
 			}

@@ -9,28 +9,18 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+
+	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Value tables of the bonding driver (drivers/net/bonding/bond_options.c),
 // in the driver's order.
 var (
-	modeValues = []Value{
-		{"balance-rr", ModeBalanceRR, true},
-		{"active-backup", ModeActiveBackup, false},
-		{"balance-xor", ModeBalanceXOR, false},
-		{"broadcast", ModeBroadcast, false},
-		{"802.3ad", Mode8023AD, false},
-		{"balance-tlb", ModeBalanceTLB, false},
-		{"balance-alb", ModeBalanceALB, false},
-	}
-	xmitHashValues = []Value{
-		{"layer2", XmitLayer2, true},
-		{"layer3+4", XmitLayer34, false},
-		{"layer2+3", XmitLayer23, false},
-		{"encap2+3", XmitEncap23, false},
-		{"encap3+4", XmitEncap34, false},
-		{"vlan+srcmac", XmitVLANSrcMAC, false},
-	}
+	// mode and xmit_hash_policy: package policy's tables (policy.Mode,
+	// policy.HashPolicy), so that config and the data path share one
+	// list of names and numbers.
+	modeValues        = modeTable()
+	xmitHashValues    = hashPolicyTable()
 	arpValidateValues = []Value{
 		{"none", ArpValidateNone, true},
 		{"active", ArpValidateActive, false},
@@ -139,6 +129,26 @@ var (
 	}
 )
 
+// modeTable lists every valid policy.Mode by its name, balance-rr being
+// the default, as bonding's bond_mode_tbl.
+func modeTable() []Value {
+	var v []Value
+	for m := policy.Mode(0); m.Valid(); m++ {
+		v = append(v, Value{Name: m.String(), Num: int(m), Default: m == policy.BalanceRR})
+	}
+	return v
+}
+
+// hashPolicyTable lists every valid policy.HashPolicy by its name, layer2
+// being the default, as bonding's bond_xmit_hashtype_tbl.
+func hashPolicyTable() []Value {
+	var v []Value
+	for p := policy.HashPolicy(0); p.Valid(); p++ {
+		v = append(v, Value{Name: p.String(), Num: int(p), Default: p == policy.Layer2})
+	}
+	return v
+}
+
 // Modes in which options are supported (the complement of the driver's
 // unsuppmodes).
 var (
@@ -152,8 +162,13 @@ var (
 // defaultCores is the default of dataplane.cores: the last CPU.
 var defaultCores = func() []int { return []int{runtime.NumCPU() - 1} }
 
+// cfgField makes an option of the dataplane, control, log or metrics
+// section; they are all read at start (EffectRestart).
 func cfgField[T any](sec Section, o Option, f func(*Config) *T) Option {
 	o.Section = sec
+	if o.Effect == 0 {
+		o.Effect = EffectRestart
+	}
 	o.get = func(c *Config, _ *Bond, _ *Slave) any { return *f(c) }
 	o.set = func(c *Config, _ *Bond, _ *Slave, v any) { *f(c) = v.(T) }
 	return o
@@ -313,162 +328,162 @@ var table = []Option{
 		func(c *Config) *string { return &c.Log.Format }),
 
 	// bonds[]: identity and appliance extensions
-	bondField(Option{Name: "name", Kind: KindIfName, Flags: FlagExtension | FlagStartup | FlagRequired,
+	bondField(Option{Name: "name", Effect: EffectRestart, Kind: KindIfName, Flags: FlagExtension | FlagStartup | FlagRequired,
 		Desc: "Interface name of the bond; unique."},
 		func(b *Bond) *string { return &b.Name }),
-	bondField(Option{Name: "slaves", Kind: KindSlaves, Flags: FlagRawVal | FlagStartup | FlagRequired,
+	bondField(Option{Name: "slaves", Effect: EffectRestart, Kind: KindSlaves, Flags: FlagRawVal | FlagStartup | FlagRequired,
 		Desc: "Member interfaces: names, or objects with the slave keys below; at least one, each in one bond only."},
 		func(b *Bond) *[]Slave { return &b.Slaves }),
-	bondField(Option{Name: "mode", Kind: KindEnum, Values: modeValues, Default: "balance-rr",
+	bondField(Option{Name: "mode", Effect: EffectRestart, Kind: KindEnum, Values: modeValues, Default: "balance-rr",
 		Flags: FlagNoSlaves | FlagIfDown,
 		Desc:  "Bonding policy: how frames are spread over, or failed over between, the slaves."},
 		func(b *Bond) *int { return &b.Mode }),
-	bondField(Option{Name: "mac", Kind: KindMAC, DefaultDoc: "the first slave's MAC",
+	bondField(Option{Name: "mac", Effect: EffectRestart, Kind: KindMAC, DefaultDoc: "the first slave's MAC",
 		Flags: FlagExtension | FlagStartup, check: checkBondMAC,
 		Desc: "MAC address of the bond."},
 		func(b *Bond) *net.HardwareAddr { return &b.MAC }),
-	bondField(Option{Name: "mtu", Kind: KindInt, Min: 68, Max: 9000, Default: "1500",
+	bondField(Option{Name: "mtu", Effect: EffectRestart, Kind: KindInt, Min: 68, Max: 9000, Default: "1500",
 		Flags: FlagExtension | FlagStartup,
 		Desc:  "MTU of the bond; frames must fit dataplane.frame_size (at most frame_size - 274)."},
 		func(b *Bond) *int { return &b.MTU }),
-	bondField(Option{Name: "vlans", Kind: KindIntList, Min: 1, Max: 4094,
+	bondField(Option{Name: "vlans", Effect: EffectRestart, Kind: KindIntList, Min: 1, Max: 4094,
 		Flags: FlagExtension | FlagStartup, check: checkVLANs,
 		Desc: "VLAN ids above the bond that get tagged copies of peer notifications; no duplicates."},
 		func(b *Bond) *[]int { return &b.VLANs }),
-	bondField(Option{Name: "force", Kind: KindBool, Values: boolValues, Default: "false",
+	bondField(Option{Name: "force", Effect: EffectRestart, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension | FlagStartup,
 		Desc:  "Start even when a member already has an XDP program attached (it is replaced)."},
 		func(b *Bond) *bool { return &b.Force }),
-	bondField(Option{Name: "combine_monitors", Kind: KindBool, Values: boolValues, Default: "false",
+	bondField(Option{Name: "combine_monitors", Effect: EffectMII | EffectMonitor, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension,
 		Desc:  "Run the MII monitor and the ARP/NS monitor together; a slave is up only when every enabled monitor says so. Bonding forbids both (it disables ARP monitoring when miimon is set); teamd allows it."},
 		func(b *Bond) *bool { return &b.CombineMonitors }),
 
 	// bonds[]: bonding options, in bonding.rst order
-	bondField(Option{Name: "active_slave", Kind: KindIfName, Modes: primaryModes, Flags: FlagRawVal,
+	bondField(Option{Name: "active_slave", Effect: EffectSnapshot, Kind: KindIfName, Modes: primaryModes, Flags: FlagRawVal,
 		Desc: "Slave to make active (must be a slave of the bond); empty lets bonding choose."},
 		func(b *Bond) *string { return &b.ActiveSlave }),
-	bondField(Option{Name: "ad_actor_sys_prio", Kind: KindInt, Values: adActorSysPrioValues, Min: 1, Max: 65535,
+	bondField(Option{Name: "ad_actor_sys_prio", Effect: EffectLACP, Kind: KindInt, Values: adActorSysPrioValues, Min: 1, Max: 65535,
 		Default: "65535", Modes: lacpModes,
 		Desc: "802.3ad actor system priority sent in LACPDUs."},
 		func(b *Bond) *int { return &b.ADActorSysPrio }),
-	bondField(Option{Name: "ad_actor_system", Kind: KindMAC, Default: "00:00:00:00:00:00", Modes: lacpModes,
+	bondField(Option{Name: "ad_actor_system", Effect: EffectLACP, Kind: KindMAC, Default: "00:00:00:00:00:00", Modes: lacpModes,
 		Flags: FlagRawVal,
 		Desc:  "802.3ad actor system MAC sent in LACPDUs; 00:00:00:00:00:00 uses the bond's MAC."},
 		func(b *Bond) *net.HardwareAddr { return &b.ADActorSystem }),
-	bondField(Option{Name: "ad_select", Kind: KindEnum, Values: adSelectValues, Default: "stable",
+	bondField(Option{Name: "ad_select", Effect: EffectLACP, Kind: KindEnum, Values: adSelectValues, Default: "stable",
 		Flags: FlagIfDown,
 		Desc:  "802.3ad aggregator selection: keep it (stable), or pick by bandwidth, port count or actor port priorities."},
 		func(b *Bond) *int { return &b.ADSelect }),
-	bondField(Option{Name: "ad_user_port_key", Kind: KindInt, Values: adUserPortKeyValues, Min: 0, Max: 1023,
+	bondField(Option{Name: "ad_user_port_key", Effect: EffectLACP, Kind: KindInt, Values: adUserPortKeyValues, Min: 0, Max: 1023,
 		Default: "0", Modes: lacpModes, Flags: FlagIfDown,
 		Desc: "Upper 10 bits of the 802.3ad port key."},
 		func(b *Bond) *int { return &b.ADUserPortKey }),
-	bondField(Option{Name: "all_slaves_active", Kind: KindBool, Values: allSlavesActiveValues, Default: "off",
+	bondField(Option{Name: "all_slaves_active", Effect: EffectSnapshot | EffectALB, Kind: KindBool, Values: allSlavesActiveValues, Default: "off",
 		Desc: "Deliver duplicate frames received on inactive slaves (1) instead of dropping them (0)."},
 		func(b *Bond) *bool { return &b.AllSlavesActive }),
-	bondField(intMax(Option{Name: "arp_interval", Default: "0", Modes: arpModes,
+	bondField(intMax(Option{Name: "arp_interval", Effect: EffectMonitor, Default: "0", Modes: arpModes,
 		Desc: "ARP/NS link monitoring interval in milliseconds; 0 disables it; not together with miimon."}),
 		func(b *Bond) *int { return &b.ArpInterval }),
-	bondField(Option{Name: "arp_ip_target", Kind: KindIPv4List, MaxItems: MaxARPTargets, Flags: FlagRawVal,
+	bondField(Option{Name: "arp_ip_target", Effect: EffectMonitor, Kind: KindIPv4List, MaxItems: MaxARPTargets, Flags: FlagRawVal,
 		Desc: "IPv4 addresses the ARP monitor probes."},
 		func(b *Bond) *[]netip.Addr { return &b.ArpIPTargets }),
-	bondField(Option{Name: "ns_ip6_target", Kind: KindIPv6List, MaxItems: MaxNSTargets, Flags: FlagRawVal,
+	bondField(Option{Name: "ns_ip6_target", Effect: EffectMonitor, Kind: KindIPv6List, MaxItems: MaxNSTargets, Flags: FlagRawVal,
 		check: checkNSTargets,
 		Desc:  "IPv6 addresses the ARP monitor probes with Neighbor Solicitations."},
 		func(b *Bond) *[]netip.Addr { return &b.NSIP6Targets }),
-	bondField(Option{Name: "arp_validate", Kind: KindEnum, Values: arpValidateValues, Default: "none", Modes: arpModes,
+	bondField(Option{Name: "arp_validate", Effect: EffectMonitor, Kind: KindEnum, Values: arpValidateValues, Default: "none", Modes: arpModes,
 		Desc: "Which slaves must see valid ARP traffic to count as up, or only count ARP traffic (filter); needs arp_interval."},
 		func(b *Bond) *int { return &b.ArpValidate }),
-	bondField(Option{Name: "arp_all_targets", Kind: KindEnum, Values: arpAllTargetsValues, Default: "any",
+	bondField(Option{Name: "arp_all_targets", Effect: EffectMonitor, Kind: KindEnum, Values: arpAllTargetsValues, Default: "any",
 		Desc: "Whether any or all ARP targets must answer for a slave to be up (active-backup with arp_validate)."},
 		func(b *Bond) *int { return &b.ArpAllTargets }),
-	bondField(Option{Name: "arp_missed_max", Kind: KindInt, Values: missedMaxValues, Min: 1, Max: 255,
+	bondField(Option{Name: "arp_missed_max", Effect: EffectMonitor, Kind: KindInt, Values: missedMaxValues, Min: 1, Max: 255,
 		Default: "2", Modes: arpModes,
 		Desc: "ARP monitor intervals that may pass without traffic before a slave is marked down."},
 		func(b *Bond) *int { return &b.ArpMissedMax }),
-	bondField(Option{Name: "broadcast_neighbor", Kind: KindBool, Values: broadcastNeighValues, Default: "off",
+	bondField(Option{Name: "broadcast_neighbor", Effect: EffectSnapshot, Kind: KindBool, Values: broadcastNeighValues, Default: "off",
 		Modes: lacpModes,
 		Desc:  "802.3ad: send ARP and IPv6 neighbor discovery packets on all active slaves."},
 		func(b *Bond) *bool { return &b.BroadcastNeighbor }),
-	bondField(Option{Name: "coupled_control", Kind: KindBool, Values: coupledControlValues, Default: "on",
+	bondField(Option{Name: "coupled_control", Effect: EffectLACP, Kind: KindBool, Values: coupledControlValues, Default: "on",
 		Modes: lacpModes, Flags: FlagIfDown,
 		Desc: "802.3ad: one mux state for collecting and distributing (1), or separate states (0)."},
 		func(b *Bond) *bool { return &b.CoupledControl }),
-	bondField(intMax(Option{Name: "downdelay", Default: "0",
+	bondField(intMax(Option{Name: "downdelay", Effect: EffectMII, Default: "0",
 		Desc: "Milliseconds a link must stay down before its slave is disabled; rounded down to a multiple of miimon."}),
 		func(b *Bond) *int { return &b.Downdelay }),
-	bondField(Option{Name: "fail_over_mac", Kind: KindEnum, Values: failOverMACValues, Default: "none",
+	bondField(Option{Name: "fail_over_mac", Effect: EffectRestart, Kind: KindEnum, Values: failOverMACValues, Default: "none",
 		Flags: FlagNoSlaves,
 		Desc:  "active-backup MAC policy: one MAC on all slaves (none), bond takes the active slave's (active), or move it on failover (follow)."},
 		func(b *Bond) *int { return &b.FailOverMAC }),
-	bondField(Option{Name: "lacp_active", Kind: KindBool, Values: lacpActiveValues, Default: "on",
+	bondField(Option{Name: "lacp_active", Effect: EffectLACP, Kind: KindBool, Values: lacpActiveValues, Default: "on",
 		Modes: lacpModes, Flags: FlagIfDown,
 		Desc: "802.3ad: send LACPDUs periodically (on) or only when the partner does (off)."},
 		func(b *Bond) *bool { return &b.LACPActive }),
-	bondField(Option{Name: "lacp_rate", Kind: KindEnum, Values: lacpRateValues, Default: "slow",
+	bondField(Option{Name: "lacp_rate", Effect: EffectLACP, Kind: KindEnum, Values: lacpRateValues, Default: "slow",
 		Modes: lacpModes, Flags: FlagIfDown,
 		Desc: "LACPDU rate asked of the 802.3ad partner: every 30 seconds (slow) or every second (fast)."},
 		func(b *Bond) *int { return &b.LACPRate }),
-	bondField(intMax(Option{Name: "miimon", DefaultDoc: "100 if arp_interval is 0, else 0",
+	bondField(intMax(Option{Name: "miimon", Effect: EffectMII | EffectMonitor, DefaultDoc: "100 if arp_interval is 0, else 0",
 		Desc: "Link (carrier) monitoring interval in milliseconds; 0 disables it."}),
 		func(b *Bond) *int { return &b.Miimon }),
-	bondField(intMax(Option{Name: "min_links", Default: "0",
+	bondField(intMax(Option{Name: "min_links", Effect: EffectLACP, Default: "0",
 		Desc: "Slaves that must be up before the bond asserts carrier (802.3ad)."}),
 		func(b *Bond) *int { return &b.MinLinks }),
-	bondField(Option{Name: "num_grat_arp", Kind: KindInt, Values: numPeerNotifValues, Min: 0, Max: 255, Default: "1",
+	bondField(Option{Name: "num_grat_arp", Effect: EffectMonitor, Kind: KindInt, Values: numPeerNotifValues, Min: 0, Max: 255, Default: "1",
 		Desc: "Peer notifications (gratuitous ARP, unsolicited NA) sent after a failover; alias of num_unsol_na."},
 		func(b *Bond) *int { return &b.NumGratARP }),
-	bondField(Option{Name: "num_unsol_na", Kind: KindInt, Values: numPeerNotifValues, Min: 0, Max: 255, Default: "1",
+	bondField(Option{Name: "num_unsol_na", Effect: EffectMonitor, Kind: KindInt, Values: numPeerNotifValues, Min: 0, Max: 255, Default: "1",
 		Desc: "Peer notifications (gratuitous ARP, unsolicited NA) sent after a failover; alias of num_grat_arp."},
 		func(b *Bond) *int { return &b.NumUnsolNA }),
-	bondField(Option{Name: "packets_per_slave", Kind: KindInt, Values: ppsValues, Min: 0, Max: 65535, Default: "1",
+	bondField(Option{Name: "packets_per_slave", Effect: EffectSnapshot, Kind: KindInt, Values: ppsValues, Min: 0, Max: 65535, Default: "1",
 		Modes: rrModes,
 		Desc:  "Packets sent on a slave before moving to the next; 0 picks a slave at random."},
 		func(b *Bond) *int { return &b.PacketsPerSlave }),
-	bondField(Option{Name: "peer_notif_delay", Kind: KindInt, Values: peerNotifDelayValues, Min: 0, Max: 300000,
+	bondField(Option{Name: "peer_notif_delay", Effect: EffectMonitor, Kind: KindInt, Values: peerNotifDelayValues, Min: 0, Max: 300000,
 		Default: "0",
 		Desc:    "Milliseconds between repeated peer notifications; a multiple of miimon; 0 means miimon."},
 		func(b *Bond) *int { return &b.PeerNotifDelay }),
-	bondField(Option{Name: "primary", Kind: KindIfName, Modes: primaryModes, Flags: FlagRawVal,
+	bondField(Option{Name: "primary", Effect: EffectSnapshot | EffectMonitor, Kind: KindIfName, Modes: primaryModes, Flags: FlagRawVal,
 		Desc: "Slave that is active whenever it is usable."},
 		func(b *Bond) *string { return &b.Primary }),
-	bondField(Option{Name: "primary_reselect", Kind: KindEnum, Values: primaryReselectValues, Default: "always",
+	bondField(Option{Name: "primary_reselect", Effect: EffectSnapshot | EffectMonitor, Kind: KindEnum, Values: primaryReselectValues, Default: "always",
 		Desc: "When a recovered primary takes over: always, if better (speed, duplex), or only on failure of the active slave."},
 		func(b *Bond) *int { return &b.PrimaryReselect }),
-	bondField(Option{Name: "tlb_dynamic_lb", Kind: KindBool, Values: tlbDynamicLBValues, Default: "on",
+	bondField(Option{Name: "tlb_dynamic_lb", Effect: EffectALB, Kind: KindBool, Values: tlbDynamicLBValues, Default: "on",
 		Modes: tlbModes, Flags: FlagIfDown,
 		Desc: "Rebalance flows by load (1) or place them by the transmit hash only (0)."},
 		func(b *Bond) *bool { return &b.TLBDynamicLB }),
-	bondField(intMax(Option{Name: "updelay", Default: "0",
+	bondField(intMax(Option{Name: "updelay", Effect: EffectMII, Default: "0",
 		Desc: "Milliseconds a link must stay up before its slave is used; rounded down to a multiple of miimon."}),
 		func(b *Bond) *int { return &b.Updelay }),
-	bondField(Option{Name: "use_carrier", Kind: KindBool, Values: useCarrierValues, Default: "on",
+	bondField(Option{Name: "use_carrier", Effect: EffectMII, Kind: KindBool, Values: useCarrierValues, Default: "on",
 		Desc: "MII monitor source: on (1) reads the carrier (netlink); off (0) asks the driver through ethtool (ETHTOOL_MSG_LINKSTATE) at every miimon poll. Recent kernels dropped 0; the appliance keeps it for drivers whose carrier is unreliable."},
 		func(b *Bond) *bool { return &b.UseCarrier }),
-	bondField(Option{Name: "xmit_hash_policy", Kind: KindEnum, Values: xmitHashValues, Default: "layer2",
+	bondField(Option{Name: "xmit_hash_policy", Effect: EffectSnapshot, Kind: KindEnum, Values: xmitHashValues, Default: "layer2",
 		Desc: "Hash that picks the transmitting slave in balance-xor, 802.3ad and balance-tlb."},
 		func(b *Bond) *int { return &b.XmitHashPolicy }),
-	bondField(Option{Name: "resend_igmp", Kind: KindInt, Values: resendIGMPValues, Min: 0, Max: 255, Default: "1",
+	bondField(Option{Name: "resend_igmp", Effect: EffectMonitor, Kind: KindInt, Values: resendIGMPValues, Min: 0, Max: 255, Default: "1",
 		Desc: "IGMP membership reports sent after a failover, 200 ms apart."},
 		func(b *Bond) *int { return &b.ResendIGMP }),
-	bondField(Option{Name: "lp_interval", Kind: KindInt, Values: lpIntervalValues, Min: 1, Max: math.MaxInt32,
+	bondField(Option{Name: "lp_interval", Effect: EffectALB, Kind: KindInt, Values: lpIntervalValues, Min: 1, Max: math.MaxInt32,
 		Default: "1",
 		Desc:    "Seconds between learning packets sent to each slave's peer switch (balance-tlb, balance-alb)."},
 		func(b *Bond) *int { return &b.LPInterval }),
 
 	// bonds[].slaves[]
-	slaveField(Option{Name: "name", Kind: KindIfName, Flags: FlagRawVal | FlagStartup | FlagRequired,
+	slaveField(Option{Name: "name", Effect: EffectRestart, Kind: KindIfName, Flags: FlagRawVal | FlagStartup | FlagRequired,
 		Desc: "Interface name of the member."},
 		func(s *Slave) *string { return &s.Name }),
-	slaveField(Option{Name: "prio", Kind: KindInt, Min: math.MinInt32, Max: math.MaxInt32, Default: "0",
+	slaveField(Option{Name: "prio", Effect: EffectPort, Kind: KindInt, Min: math.MinInt32, Max: math.MaxInt32, Default: "0",
 		Modes: primaryModes, Flags: FlagRawVal,
 		Desc: "Failover priority of the slave (higher is preferred) when no primary is set."},
 		func(s *Slave) *int { return &s.Prio }),
-	slaveField(Option{Name: "queue_id", Kind: KindInt, Min: 0, Max: 65535, Default: "0", Flags: FlagRawVal,
+	slaveField(Option{Name: "queue_id", Effect: EffectPort, Kind: KindInt, Min: 0, Max: 65535, Default: "0", Flags: FlagRawVal,
 		Desc: "Host-device queue whose frames this slave transmits (0: none); at most dataplane.queues, unique within the bond."},
 		func(s *Slave) *int { return &s.QueueID }),
-	slaveField(Option{Name: "actor_port_prio", Kind: KindInt, Values: actorPortPrioValues, Min: 0, Max: 65535,
+	slaveField(Option{Name: "actor_port_prio", Effect: EffectPort, Kind: KindInt, Values: actorPortPrioValues, Min: 0, Max: 65535,
 		Default: "255", Modes: lacpModes,
 		Desc: "802.3ad actor port priority of the slave (used by ad_select actor_port_prio)."},
 		func(s *Slave) *int { return &s.ActorPortPrio }),

@@ -1,7 +1,13 @@
 // Command bond-appliance runs the user-space AF_XDP bonding appliance and
 // talks to a running one.
 //
-//	bond-appliance -c configs/bond.yaml [--check]   run (or only validate) a configuration
+//	bond-appliance -c configs/bond.yaml [--check] [--set SECTION.KEY=VALUE]...
+//	                                                 run (or only validate) a configuration
+//
+// The dataplane, control, log and metrics keys are layered: defaults <
+// file < environment BOND_APPLIANCE_<SECTION>_<KEY> < --set (see
+// config.LoadWith).
+//
 //	bond-appliance status [BOND] [--json]            live state, /proc/net/bonding layout
 //	bond-appliance set BOND OPTION VALUE             change a runtime option (active_slave)
 //	bond-appliance lab [--mode MODE] [--seconds N]   self-contained demo in network namespaces
@@ -34,13 +40,20 @@ import (
 
 const defaultSocket = "/run/bond-appliance/control.sock"
 
+// environ is the environment the configuration layers read (a variable
+// for the tests).
+var environ = os.Environ
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  bond-appliance -c FILE [--check]          run the appliance (foreground), or only validate FILE
+  bond-appliance -c FILE [--check] [--set SECTION.KEY=VALUE]...
+                                            run the appliance (foreground), or only validate FILE;
+                                            dataplane/control/log/metrics keys: defaults < FILE <
+                                            BOND_APPLIANCE_<SECTION>_<KEY> < --set (bonds: FILE only)
   bond-appliance status [BOND] [--json] [--socket PATH | -c FILE]
   bond-appliance status ... --watch [--interval 1s]   refresh in place
   bond-appliance set BOND OPTION VALUE [--socket PATH | -c FILE]
@@ -86,6 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("c", "", "configuration file (YAML)")
 	check := fs.Bool("check", false, "validate the configuration and exit without touching any interface")
+	var overrides []string
+	fs.Func(strings.TrimPrefix(config.OverrideFlag, "--"),
+		"override a dataplane, control, log or metrics key: SECTION.KEY=VALUE (repeatable; beats the file and BOND_APPLIANCE_<SECTION>_<KEY>)",
+		func(s string) error { overrides = append(overrides, s); return nil })
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -93,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	cfg, warnings, err := config.Load(*cfgPath)
+	cfg, warnings, err := config.LoadWith(*cfgPath, environ(), overrides)
 	if err != nil {
 		fmt.Fprintf(stderr, "bond-appliance: %s: %v\n", *cfgPath, err)
 		return 1
@@ -174,13 +191,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // socketFlags adds --socket and -c to a client command.
 func socketFlags(fs *flag.FlagSet) func() (string, error) {
 	sock := fs.String("socket", "", "control socket path (default: from -c FILE, else "+defaultSocket+")")
-	cfgPath := fs.String("c", "", "configuration file to read control.socket from")
+	cfgPath := fs.String("c", "", "configuration file to read control.socket from (BOND_APPLIANCE_CONTROL_SOCKET overrides it)")
 	return func() (string, error) {
 		if *sock != "" {
 			return *sock, nil
 		}
 		if *cfgPath != "" {
-			cfg, _, err := config.Load(*cfgPath)
+			cfg, _, err := config.LoadWith(*cfgPath, environ(), nil)
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", *cfgPath, err)
 			}
