@@ -24,7 +24,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/bond-appliance/bond-appliance/appliance/bondsm"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
@@ -290,6 +289,3 @@ func (a *Appliance) checkLedger() error {
 	a.log.Info("umem ledger ok", "lanes", len(a.lanes), "lost_to_reclaim_deadlines", a.w.lostReclaim)
 	return nil
 }
-
-// bondsmStatus is the status of one bond as its state machine sees it.
-var _ = bondsm.HostMember

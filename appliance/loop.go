@@ -33,9 +33,11 @@ const (
 // ctl is the control loop's state. Only the loop goroutine (run) touches
 // it, and Start before the loop runs.
 type ctl struct {
-	a       *Appliance
-	bonds   []*bondRT // by bond index; deleted bonds stay as tombstones (indices are stable in the lanes)
-	cfgPath string
+	a         *Appliance
+	bonds     []*bondRT // by bond index; deleted bonds stay as tombstones (indices are stable in the lanes)
+	cfgPath   string    // the configuration file (reload, bond add)
+	env       []string  // the environment and --set overrides it was read with
+	overrides []string
 
 	subs map[chan Event]struct{}
 	lost uint64 // events dropped for slow subscribers
@@ -56,8 +58,8 @@ type bondRT struct {
 	sm        *bondsm.Bond
 	name      string // the host device, carrying the bond's name
 	devs      *bondDevs
-	lanes     []*lane.Bond  // per lane
-	members   []*memberDev  // by member index; nil where a member was removed
+	lanes     []*lane.Bond   // per lane
+	members   []*memberDev   // by member index; nil where a member was removed
 	ports     [][]*lane.Port // per lane, by member index
 	removed   bool
 	lastPoll  time.Time

@@ -10,7 +10,7 @@ import (
 
 	"github.com/bond-appliance/bond-appliance/appliance/bondsm"
 	"github.com/bond-appliance/bond-appliance/appliance/config"
-	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/policy"
 )
 
@@ -253,8 +253,12 @@ func (c *ctl) slaveAdd(bondName, name string, k func(opResult)) {
 		}
 	}
 	cfg := b.sm.Config()
-	if err := bondsm.CanAddMember(cfg, len(cfg.Slaves)); err != nil {
-		fail(k, err)
+	if m := policy.Mode(cfg.Mode); m == policy.BalanceTLB || m == policy.BalanceALB {
+		fail(k, fmt.Errorf("bond %s: adding slaves to a running %s bond is not supported (restart with the new configuration)", bondName, m))
+		return
+	}
+	if n := len(b.sm.Members()); n >= lane.MaxMembers && !slices.ContainsFunc(b.sm.Members(), func(m bondsm.MemberState) bool { return m.Removed }) {
+		fail(k, fmt.Errorf("bond %s: at most %d slaves", bondName, lane.MaxMembers))
 		return
 	}
 	if err := checkSlave(c.a.cfg.Dataplane, cfg, name); err != nil {
@@ -442,13 +446,14 @@ func (c *ctl) bondDel(name string, k func(opResult)) {
 // addBondFromFile adds the bond named name as the configuration file
 // (path, or the file the appliance started from) defines it.
 func (a *Appliance) addBondFromFile(path, name string) error {
+	p, env, overrides := a.configSource()
 	if path == "" {
-		path = a.ConfigPath()
+		path = p
 	}
 	if path == "" {
 		return fmt.Errorf("bond add: no configuration file known")
 	}
-	nc, _, err := config.Load(path)
+	nc, _, err := config.LoadWith(path, env, overrides)
 	if err != nil {
 		return fmt.Errorf("bond add: %s: %w", path, err)
 	}
@@ -462,13 +467,19 @@ func (a *Appliance) addBondFromFile(path, name string) error {
 
 // SetConfigPath records the file the running configuration came from (for
 // reload and bond add).
-func (a *Appliance) SetConfigPath(p string) { _ = a.do(func(c *ctl) { c.cfgPath = p }) }
+func (a *Appliance) SetConfigPath(p string) { a.SetConfigSource(p, nil, nil) }
 
-// ConfigPath is the file the running configuration came from.
-func (a *Appliance) ConfigPath() string {
-	var p string
-	_ = a.do(func(c *ctl) { p = c.cfgPath })
-	return p
+// SetConfigSource records the file, environment and --set overrides the
+// running configuration came from: reload and bond add read the file with
+// the same layers on top, so only a change of the file counts.
+func (a *Appliance) SetConfigSource(path string, env, overrides []string) {
+	_ = a.do(func(c *ctl) { c.cfgPath, c.env, c.overrides = path, env, overrides })
+}
+
+// configSource returns what SetConfigSource recorded.
+func (a *Appliance) configSource() (path string, env, overrides []string) {
+	_ = a.do(func(c *ctl) { path, env, overrides = c.cfgPath, c.env, c.overrides })
+	return
 }
 
 // Reload re-reads the configuration (path, or the file the appliance started
@@ -480,13 +491,14 @@ func (a *Appliance) ConfigPath() string {
 // per-slave options of existing slaves) is refused before anything
 // changes, with the reason. It returns the changes applied.
 func (a *Appliance) Reload(path string) ([]string, error) {
+	p, env, overrides := a.configSource()
 	if path == "" {
-		path = a.ConfigPath()
+		path = p
 	}
 	if path == "" {
 		return nil, fmt.Errorf("reload: no configuration file known")
 	}
-	nc, warnings, err := config.Load(path)
+	nc, warnings, err := config.LoadWith(path, env, overrides)
 	if err != nil {
 		return nil, fmt.Errorf("reload: %s: %w (nothing changed)", path, err)
 	}
@@ -612,5 +624,3 @@ func (c *ctl) plan(nc *config.Config) ([]step, error) {
 	}
 	return slices.Concat(delBonds, delSlaves, addSlaves, addBonds, sets), nil
 }
-
-var _ = netdev.Get

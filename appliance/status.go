@@ -5,9 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bond-appliance/bond-appliance/appliance/alb"
+	"github.com/bond-appliance/bond-appliance/appliance/bondsm"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
-	"github.com/bond-appliance/bond-appliance/policy"
 )
 
 // Status is the JSON document `bond-appliance status --json` prints.

@@ -24,15 +24,15 @@ import (
 // order (device changes, attaching, binding, retiring sockets), so slow
 // device work never holds up the control loop's timers.
 type worker struct {
-	dp        config.Dataplane
-	log       logger
-	journal   netdev.Journal
-	progs     []*xdpprog.Program
-	attach    []*xdpprog.Attachment
-	sockets   []*xsk.Socket
-	taps      []*tapDevice
-	lanes     []*lane.Lane   // set once at start
-	laneFirst []*xsk.Socket  // the socket that registered each lane's UMEM
+	dp          config.Dataplane
+	log         logger
+	journal     netdev.Journal
+	progs       []*xdpprog.Program
+	attach      []*xdpprog.Attachment
+	sockets     []*xsk.Socket
+	taps        []*tapDevice
+	lanes       []*lane.Lane  // set once at start
+	laneFirst   []*xsk.Socket // the socket that registered each lane's UMEM
 	lostReclaim uint64        // frames of retired sockets not handed back before a deadline
 }
 
@@ -216,6 +216,11 @@ func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
 	}
 	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q)
 	return newPort(d.name, s), s, nil
+}
+
+// newPort makes the lane port of a socket.
+func newPort(name string, s *xsk.Socket) *lane.Port {
+	return &lane.Port{Name: name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s}
 }
 
 // openMember attaches a prepared member and opens its socket in every lane.

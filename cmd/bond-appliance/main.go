@@ -133,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bond-appliance: %v\n", err)
 		return 1
 	}
-	a.SetConfigPath(*cfgPath)
+	a.SetConfigSource(*cfgPath, environ(), overrides)
 	metricsCtx, stopMetrics := context.WithCancel(ctx)
 	defer stopMetrics()
 	metricsDone := make(chan struct{})
