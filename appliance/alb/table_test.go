@@ -105,4 +105,3 @@ func TestDataPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per run, want 0", allocs)
 	}
 }
-
