@@ -39,3 +39,34 @@ func TestSetTxBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestTxBudgetRealSocket sets the budget on a real (unbound) AF_XDP
+// socket; it is skipped where AF_XDP sockets cannot be created.
+func TestTxBudgetRealSocket(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("AF_XDP socket: %v", err)
+	}
+	defer unix.Close(fd)
+	set := func(v uint32) error { return setInt(fd, unix.XDP_MAX_TX_SKB_BUDGET, v) }
+	// without a TX ring the kernel refuses (or does not know the option)
+	if got := setTxBudget(64, 256, set); got != DefaultTxBudget {
+		t.Fatalf("budget %d without a TX ring", got)
+	}
+	if err := setInt(fd, unix.XDP_TX_RING, 256); err != nil {
+		t.Fatal(err)
+	}
+	got := setTxBudget(64, 256, set)
+	if err := set(64); err != nil {
+		if got != DefaultTxBudget {
+			t.Fatalf("budget %d although the kernel refuses it (%v)", got, err)
+		}
+		t.Skipf("kernel without XDP_MAX_TX_SKB_BUDGET: %v", err)
+	}
+	if got != 64 {
+		t.Fatalf("budget %d, want 64", got)
+	}
+	if err := set(512); err == nil {
+		t.Fatal("kernel accepted a budget above the TX ring size")
+	}
+}
