@@ -6,12 +6,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/policy"
 )
 
-var (
-	broadcast = policy.BroadcastMAC
-	// IPv6 all-nodes multicast, which balance-alb never balances
-	// (mac_v6_allmcast).
-	v6AllNodes = MAC{0x33, 0x33, 0x00, 0x00, 0x00, 0x01}
-)
+var broadcast = policy.BroadcastMAC
 
 // Ethernet and ARP constants.
 const (
