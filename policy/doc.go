@@ -48,6 +48,12 @@
 // the kernel keeps one rr_tx_counter per CPU. [IsIGMP] is the special case
 // in bond_xmit_roundrobin_slave_get that sends IGMP through the active slave.
 //
+// [ALBTable] is the per-frame half of balance-tlb and balance-alb
+// (bond_xmit_tlb_slave_get, bond_xmit_alb_slave_get, bond_do_alb_xmit,
+// bond_should_deliver_exact_match): an immutable table built by control
+// (package appliance/alb) that a lane reads, and the lane's own byte
+// counters ([ALBCounters]).
+//
 // # The frame model (VLAN tags)
 //
 // Hash takes the frame as it goes on the wire, starting at the destination

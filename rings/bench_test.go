@@ -1,6 +1,7 @@
 package rings
 
 import (
+	"github.com/bond-appliance/bond-appliance/rings/ringtest"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -9,8 +10,8 @@ import (
 // BenchmarkFillReserveSetSubmit measures one 64-frame batch on the Fill
 // ring; the simulated kernel consumes everything after each batch.
 func BenchmarkFillReserveSetSubmit(b *testing.B) {
-	k := newSim(2048, 8)
-	f := NewFill(k.mem, simOff, 2048)
+	k := ringtest.NewRing(2048, 8)
+	f := NewFill(k.Mem, ringtest.Off, 2048)
 	b.ReportAllocs()
 	var a uint64
 	for b.Loop() {
@@ -21,7 +22,7 @@ func BenchmarkFillReserveSetSubmit(b *testing.B) {
 		}
 		f.Submit(got)
 		if got < 64 {
-			atomic.StoreUint32(k.consumer(), atomic.LoadUint32(k.producer()))
+			atomic.StoreUint32(k.Consumer(), atomic.LoadUint32(k.Producer()))
 		}
 	}
 }
@@ -29,12 +30,12 @@ func BenchmarkFillReserveSetSubmit(b *testing.B) {
 // BenchmarkRXPeekGetRelease measures one 64-descriptor batch on the RX ring;
 // the simulated kernel publishes 64 entries before each batch.
 func BenchmarkRXPeekGetRelease(b *testing.B) {
-	k := newSim(2048, 16)
-	r := NewRX(k.mem, simOff, 2048)
+	k := ringtest.NewRing(2048, 16)
+	r := NewRX(k.Mem, ringtest.Off, 2048)
 	b.ReportAllocs()
 	var sum uint64
 	for b.Loop() {
-		atomic.StoreUint32(k.producer(), atomic.LoadUint32(k.consumer())+64)
+		atomic.StoreUint32(k.Producer(), atomic.LoadUint32(k.Consumer())+64)
 		idx, got := r.Peek(64)
 		for i := range got {
 			sum += uint64(r.Get(idx + i).Len)
@@ -47,8 +48,8 @@ func BenchmarkRXPeekGetRelease(b *testing.B) {
 // BenchmarkTXReserveSetSubmit measures one 64-descriptor batch on the TX
 // ring.
 func BenchmarkTXReserveSetSubmit(b *testing.B) {
-	k := newSim(2048, 16)
-	x := NewTX(k.mem, simOff, 2048)
+	k := ringtest.NewRing(2048, 16)
+	x := NewTX(k.Mem, ringtest.Off, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
 		idx, got := x.Reserve(64)
@@ -57,7 +58,7 @@ func BenchmarkTXReserveSetSubmit(b *testing.B) {
 		}
 		x.Submit(got)
 		if got < 64 {
-			atomic.StoreUint32(k.consumer(), atomic.LoadUint32(k.producer()))
+			atomic.StoreUint32(k.Consumer(), atomic.LoadUint32(k.Producer()))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package rings
 
 import (
 	"errors"
+	"github.com/bond-appliance/bond-appliance/rings/ringtest"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -34,13 +35,13 @@ func TestNewPanics(t *testing.T) {
 		size      uint32
 		wantPanic bool
 	}{
-		{"ok 1", 1, simOff, 1, false},
-		{"ok 8", 8, simOff, 8, false},
-		{"ok smaller ring than area", 16, simOff, 8, false},
-		{"size 0", 8, simOff, 0, true},
-		{"size 3", 8, simOff, 3, true},
-		{"size 6", 8, simOff, 6, true},
-		{"ring larger than area", 8, simOff, 16, true},
+		{"ok 1", 1, ringtest.Off, 1, false},
+		{"ok 8", 8, ringtest.Off, 8, false},
+		{"ok smaller ring than area", 16, ringtest.Off, 8, false},
+		{"size 0", 8, ringtest.Off, 0, true},
+		{"size 3", 8, ringtest.Off, 3, true},
+		{"size 6", 8, ringtest.Off, 6, true},
+		{"ring larger than area", 8, ringtest.Off, 16, true},
 		{"producer outside", 8, unix.XDPRingOffset{Producer: 1 << 20, Consumer: 64, Flags: 128, Desc: 192}, 8, true},
 		{"consumer misaligned", 8, unix.XDPRingOffset{Producer: 0, Consumer: 65, Flags: 128, Desc: 192}, 8, true},
 		{"flags outside", 8, unix.XDPRingOffset{Producer: 0, Consumer: 64, Flags: 1 << 20, Desc: 192}, 8, true},
@@ -51,7 +52,7 @@ func TestNewPanics(t *testing.T) {
 	for cname, c := range ctors {
 		for _, tc := range tests {
 			t.Run(cname+"/"+tc.name, func(t *testing.T) {
-				mem := simMem(tc.memSize, c.elem)
+				mem := ringtest.Mem(tc.memSize, c.elem)
 				defer func() {
 					r := recover()
 					if (r != nil) != tc.wantPanic {
@@ -83,7 +84,7 @@ func TestMapErrors(t *testing.T) {
 	for name, m := range maps {
 		for _, tc := range tests {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				err := m(-1, simOff, tc.size)
+				err := m(-1, ringtest.Off, tc.size)
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("err = %v, want %v", err, tc.want)
 				}
@@ -96,10 +97,10 @@ func TestMapErrors(t *testing.T) {
 }
 
 func TestUnmapNoopForNew(t *testing.T) {
-	f := NewFill(simMem(8, 8), simOff, 8)
-	x := NewTX(simMem(8, 16), simOff, 8)
-	c := NewCompletion(simMem(8, 8), simOff, 8)
-	r := NewRX(simMem(8, 16), simOff, 8)
+	f := NewFill(ringtest.Mem(8, 8), ringtest.Off, 8)
+	x := NewTX(ringtest.Mem(8, 16), ringtest.Off, 8)
+	c := NewCompletion(ringtest.Mem(8, 8), ringtest.Off, 8)
+	r := NewRX(ringtest.Mem(8, 16), ringtest.Off, 8)
 	for i, err := range []error{f.Unmap(), x.Unmap(), c.Unmap(), r.Unmap()} {
 		if err != nil {
 			t.Errorf("ring %d: Unmap = %v", i, err)
@@ -132,9 +133,9 @@ var wrapCases = []struct {
 func TestFillWraparound(t *testing.T) {
 	for _, tc := range wrapCases {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newSim(tc.size, 8)
-			*k.producer(), *k.consumer() = tc.start, tc.start
-			f := NewFill(k.mem, simOff, tc.size)
+			k := ringtest.NewRing(tc.size, 8)
+			*k.Producer(), *k.Consumer() = tc.start, tc.start
+			f := NewFill(k.Mem, ringtest.Off, tc.size)
 			if f.Size() != tc.size {
 				t.Fatalf("Size = %d", f.Size())
 			}
@@ -149,10 +150,10 @@ func TestFillWraparound(t *testing.T) {
 					next++
 				}
 				f.Submit(got)
-				if free, inKernel := f.Free(), tc.size-k.space(); free+inKernel != tc.size {
+				if free, inKernel := f.Free(), tc.size-k.Space(); free+inKernel != tc.size {
 					t.Fatalf("Free %d + queued %d != size %d", free, inKernel, tc.size)
 				}
-				for _, a := range k.consumeAddrs(tc.kernBatch) {
+				for _, a := range k.ConsumeAddrs(tc.kernBatch) {
 					if a != seen*2048 {
 						t.Fatalf("kernel read %#x, want %#x", a, seen*2048)
 					}
@@ -166,9 +167,9 @@ func TestFillWraparound(t *testing.T) {
 func TestTXWraparound(t *testing.T) {
 	for _, tc := range wrapCases {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newSim(tc.size, 16)
-			*k.producer(), *k.consumer() = tc.start, tc.start
-			x := NewTX(k.mem, simOff, tc.size)
+			k := ringtest.NewRing(tc.size, 16)
+			*k.Producer(), *k.Consumer() = tc.start, tc.start
+			x := NewTX(k.Mem, ringtest.Off, tc.size)
 			next, seen := uint32(0), uint32(0)
 			for seen < uint32(tc.total) {
 				idx, got := x.Reserve(tc.userBatch)
@@ -177,10 +178,10 @@ func TestTXWraparound(t *testing.T) {
 					next++
 				}
 				x.Submit(got)
-				if out := x.Outstanding(); out != tc.size-k.space() {
-					t.Fatalf("Outstanding = %d, kernel sees %d", out, tc.size-k.space())
+				if out := x.Outstanding(); out != tc.size-k.Space() {
+					t.Fatalf("Outstanding = %d, kernel sees %d", out, tc.size-k.Space())
 				}
-				for _, d := range k.consumeDescs(tc.kernBatch) {
+				for _, d := range ringtest.ConsumeDescs[Desc](k, tc.kernBatch) {
 					want := Desc{Addr: uint64(seen) * 4096, Len: seen, Options: seen & 1}
 					if d != want {
 						t.Fatalf("kernel read %+v, want %+v", d, want)
@@ -195,16 +196,16 @@ func TestTXWraparound(t *testing.T) {
 func TestRXWraparound(t *testing.T) {
 	for _, tc := range wrapCases {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newSim(tc.size, 16)
-			*k.producer(), *k.consumer() = tc.start, tc.start
-			r := NewRX(k.mem, simOff, tc.size)
+			k := ringtest.NewRing(tc.size, 16)
+			*k.Producer(), *k.Consumer() = tc.start, tc.start
+			r := NewRX(k.Mem, ringtest.Off, tc.size)
 			next, seen := uint32(0), uint32(0)
 			for seen < uint32(tc.total) {
 				batch := make([]Desc, tc.kernBatch)
 				for i := range batch {
 					batch[i] = Desc{Addr: uint64(next+uint32(i)) * 2048, Len: 60 + next + uint32(i)}
 				}
-				next += uint32(k.produceDescs(batch))
+				next += uint32(ringtest.ProduceDescs(k, batch))
 				idx, got := r.Peek(tc.userBatch)
 				if got > tc.userBatch {
 					t.Fatalf("Peek(%d) got %d", tc.userBatch, got)
@@ -217,7 +218,7 @@ func TestRXWraparound(t *testing.T) {
 					seen++
 				}
 				r.Release(got)
-				if c := atomic.LoadUint32(k.consumer()); c != tc.start+seen {
+				if c := atomic.LoadUint32(k.Consumer()); c != tc.start+seen {
 					t.Fatalf("consumer = %d, want %d", c, tc.start+seen)
 				}
 			}
@@ -228,16 +229,16 @@ func TestRXWraparound(t *testing.T) {
 func TestCompletionWraparound(t *testing.T) {
 	for _, tc := range wrapCases {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newSim(tc.size, 8)
-			*k.producer(), *k.consumer() = tc.start, tc.start
-			c := NewCompletion(k.mem, simOff, tc.size)
+			k := ringtest.NewRing(tc.size, 8)
+			*k.Producer(), *k.Consumer() = tc.start, tc.start
+			c := NewCompletion(k.Mem, ringtest.Off, tc.size)
 			next, seen := uint64(0), uint64(0)
 			for seen < uint64(tc.total) {
 				batch := make([]uint64, tc.kernBatch)
 				for i := range batch {
 					batch[i] = (next + uint64(i)) * 4096
 				}
-				next += uint64(k.produceAddrs(batch))
+				next += uint64(k.ProduceAddrs(batch))
 				idx, got := c.Peek(tc.userBatch)
 				for i := range got {
 					if a := c.Get(idx + i); a != seen*4096 {
@@ -252,8 +253,8 @@ func TestCompletionWraparound(t *testing.T) {
 }
 
 func TestPartialReserve(t *testing.T) {
-	k := newSim(8, 8)
-	f := NewFill(k.mem, simOff, 8)
+	k := ringtest.NewRing(8, 8)
+	f := NewFill(k.Mem, ringtest.Off, 8)
 	steps := []struct {
 		name       string
 		kernelEats uint32 // consumed by the kernel before the reserve
@@ -277,7 +278,7 @@ func TestPartialReserve(t *testing.T) {
 			pending = 0
 		}
 		if s.kernelEats > 0 {
-			k.consumeAddrs(s.kernelEats)
+			k.ConsumeAddrs(s.kernelEats)
 		}
 		idx, got := f.Reserve(s.n)
 		if idx != s.wantIdx || got != s.wantGot {
@@ -288,14 +289,14 @@ func TestPartialReserve(t *testing.T) {
 }
 
 func TestCachedConsumerRefresh(t *testing.T) {
-	k := newSim(8, 8)
-	f := NewFill(k.mem, simOff, 8)
+	k := ringtest.NewRing(8, 8)
+	f := NewFill(k.Mem, ringtest.Off, 8)
 
 	if _, got := f.Reserve(4); got != 4 {
 		t.Fatalf("got %d", got)
 	}
 	f.Submit(4)
-	k.consumeAddrs(4) // consumer = 4; the ring's cache still says 8+0
+	k.ConsumeAddrs(4) // consumer = 4; the ring's cache still says 8+0
 	if f.r.cachedCons != 8 {
 		t.Fatalf("cachedCons = %d, want 8 (initial consumer+size)", f.r.cachedCons)
 	}
@@ -315,16 +316,16 @@ func TestCachedConsumerRefresh(t *testing.T) {
 	}
 
 	// Consumer side: RX.
-	kr := newSim(8, 16)
-	r := NewRX(kr.mem, simOff, 8)
-	kr.produceDescs([]Desc{{Addr: 1}, {Addr: 2}, {Addr: 3}, {Addr: 4}})
+	kr := ringtest.NewRing(8, 16)
+	r := NewRX(kr.Mem, ringtest.Off, 8)
+	ringtest.ProduceDescs(kr, []Desc{{Addr: 1}, {Addr: 2}, {Addr: 3}, {Addr: 4}})
 	if idx, got := r.Peek(2); idx != 0 || got != 2 {
 		t.Fatalf("Peek(2) = (%d,%d)", idx, got)
 	}
 	if r.r.cachedProd != 4 {
 		t.Fatalf("cachedProd = %d, want 4", r.r.cachedProd)
 	}
-	kr.produceDescs([]Desc{{Addr: 5}, {Addr: 6}})
+	ringtest.ProduceDescs(kr, []Desc{{Addr: 5}, {Addr: 6}})
 	if idx, got := r.Peek(2); idx != 2 || got != 2 {
 		t.Fatalf("Peek(2) = (%d,%d)", idx, got)
 	}
@@ -342,23 +343,23 @@ func TestCachedConsumerRefresh(t *testing.T) {
 		t.Fatalf("Peek on empty ring got %d", got)
 	}
 	r.Release(6)
-	if c := atomic.LoadUint32(kr.consumer()); c != 6 {
+	if c := atomic.LoadUint32(kr.Consumer()); c != 6 {
 		t.Fatalf("consumer = %d, want 6", c)
 	}
 }
 
 func TestNeedWakeup(t *testing.T) {
-	kf := newSim(8, 8)
-	kt := newSim(8, 16)
-	f := NewFill(kf.mem, simOff, 8)
-	x := NewTX(kt.mem, simOff, 8)
+	kf := ringtest.NewRing(8, 8)
+	kt := ringtest.NewRing(8, 16)
+	f := NewFill(kf.Mem, ringtest.Off, 8)
+	x := NewTX(kt.Mem, ringtest.Off, 8)
 	for _, tc := range []struct {
 		name string
 		on   bool
 	}{{"initially off", false}, {"set", true}, {"cleared", false}, {"set again", true}} {
 		if tc.name != "initially off" {
-			kf.setWakeup(tc.on)
-			kt.setWakeup(tc.on)
+			kf.SetWakeup(tc.on)
+			kt.SetWakeup(tc.on)
 		}
 		if got := f.NeedWakeup(); got != tc.on {
 			t.Errorf("%s: Fill.NeedWakeup = %v", tc.name, got)
@@ -372,9 +373,9 @@ func TestNeedWakeup(t *testing.T) {
 func TestInitialIndicesFromMemory(t *testing.T) {
 	// A ring mapped after some traffic (or re-created) must continue from
 	// the shared indices, not from zero.
-	k := newSim(8, 8)
-	*k.producer(), *k.consumer() = 100, 97
-	f := NewFill(k.mem, simOff, 8)
+	k := ringtest.NewRing(8, 8)
+	*k.Producer(), *k.Consumer() = 100, 97
+	f := NewFill(k.Mem, ringtest.Off, 8)
 	if free := f.Free(); free != 5 {
 		t.Fatalf("Free = %d, want 5", free)
 	}
@@ -383,9 +384,9 @@ func TestInitialIndicesFromMemory(t *testing.T) {
 		t.Fatalf("Reserve = (%d,%d), want (100,5)", idx, got)
 	}
 
-	kc := newSim(8, 8)
-	*kc.producer(), *kc.consumer() = 100, 97
-	c := NewCompletion(kc.mem, simOff, 8)
+	kc := ringtest.NewRing(8, 8)
+	*kc.Producer(), *kc.Consumer() = 100, 97
+	c := NewCompletion(kc.Mem, ringtest.Off, 8)
 	if idx, got := c.Peek(8); idx != 97 || got != 3 {
 		t.Fatalf("Peek = (%d,%d), want (97,3)", idx, got)
 	}
@@ -400,9 +401,9 @@ func TestConcurrentFillRX(t *testing.T) {
 	if testing.Short() {
 		total = 20_000
 	}
-	kf, kr := newSim(size, 8), newSim(size, 16)
-	f := NewFill(kf.mem, simOff, size)
-	r := NewRX(kr.mem, simOff, size)
+	kf, kr := ringtest.NewRing(size, 8), ringtest.NewRing(size, 16)
+	f := NewFill(kf.Mem, ringtest.Off, size)
+	r := NewRX(kr.Mem, ringtest.Off, size)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -410,17 +411,17 @@ func TestConcurrentFillRX(t *testing.T) {
 		var pending []uint64
 		for moved < total {
 			if len(pending) == 0 {
-				pending = kf.consumeAddrs(32)
+				pending = kf.ConsumeAddrs(32)
 			}
 			ds := make([]Desc, len(pending))
 			for i, a := range pending {
 				ds[i] = Desc{Addr: a + 256, Len: uint32(a / 2048)}
 			}
-			n := kr.produceDescs(ds)
+			n := ringtest.ProduceDescs(kr, ds)
 			pending = pending[n:]
 			moved += uint64(n)
 			if n == 0 {
-				kf.setWakeup(true)
+				kf.SetWakeup(true)
 				runtime.Gosched()
 			}
 		}
@@ -461,9 +462,9 @@ func TestConcurrentTXCompletion(t *testing.T) {
 	if testing.Short() {
 		total = 20_000
 	}
-	kt, kc := newSim(size, 16), newSim(size, 8)
-	x := NewTX(kt.mem, simOff, size)
-	c := NewCompletion(kc.mem, simOff, size)
+	kt, kc := ringtest.NewRing(size, 16), ringtest.NewRing(size, 8)
+	x := NewTX(kt.Mem, ringtest.Off, size)
+	c := NewCompletion(kc.Mem, ringtest.Off, size)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -471,14 +472,14 @@ func TestConcurrentTXCompletion(t *testing.T) {
 		var pending []uint64
 		for done < total {
 			if len(pending) == 0 {
-				for _, d := range kt.consumeDescs(16) {
+				for _, d := range ringtest.ConsumeDescs[Desc](kt, 16) {
 					if uint64(d.Len) != d.Addr/4096 {
 						panic("corrupt TX descriptor")
 					}
 					pending = append(pending, d.Addr)
 				}
 			}
-			n := kc.produceAddrs(pending)
+			n := kc.ProduceAddrs(pending)
 			pending = pending[n:]
 			done += uint64(n)
 			if n == 0 {
@@ -516,9 +517,9 @@ func TestConcurrentTXCompletion(t *testing.T) {
 }
 
 func TestHotPathZeroAllocs(t *testing.T) {
-	kf, kr := newSim(64, 8), newSim(64, 16)
-	f := NewFill(kf.mem, simOff, 64)
-	r := NewRX(kr.mem, simOff, 64)
+	kf, kr := ringtest.NewRing(64, 8), ringtest.NewRing(64, 16)
+	f := NewFill(kf.Mem, ringtest.Off, 64)
+	r := NewRX(kr.Mem, ringtest.Off, 64)
 	q := NewSPSC[Desc](64)
 	cases := []struct {
 		name string
@@ -531,10 +532,10 @@ func TestHotPathZeroAllocs(t *testing.T) {
 			}
 			f.Submit(got)
 			_ = f.NeedWakeup()
-			atomic.StoreUint32(kf.consumer(), atomic.LoadUint32(kf.producer()))
+			atomic.StoreUint32(kf.Consumer(), atomic.LoadUint32(kf.Producer()))
 		}},
 		{"rx", func() {
-			atomic.AddUint32(kr.producer(), 64)
+			atomic.AddUint32(kr.Producer(), 64)
 			idx, got := r.Peek(64)
 			var sum uint64
 			for i := range got {
@@ -557,8 +558,8 @@ func TestHotPathZeroAllocs(t *testing.T) {
 }
 
 func TestUnconsumedAndPending(t *testing.T) {
-	fm, tm, rm, cm := simMem(8, 8), simMem(8, 16), simMem(8, 16), simMem(8, 8)
-	f, tx, rx, c := NewFill(fm, simOff, 8), NewTX(tm, simOff, 8), NewRX(rm, simOff, 8), NewCompletion(cm, simOff, 8)
+	fm, tm, rm, cm := ringtest.Mem(8, 8), ringtest.Mem(8, 16), ringtest.Mem(8, 16), ringtest.Mem(8, 8)
+	f, tx, rx, c := NewFill(fm, ringtest.Off, 8), NewTX(tm, ringtest.Off, 8), NewRX(rm, ringtest.Off, 8), NewCompletion(cm, ringtest.Off, 8)
 	idx, n := f.Reserve(3)
 	for i := uint32(0); i < n; i++ {
 		f.Set(idx+i, uint64(i+1)*2048)

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bond-appliance/bond-appliance/appliance/alb"
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/bond-appliance/bond-appliance/rings"
 	"github.com/bond-appliance/bond-appliance/umem"
@@ -31,9 +30,14 @@ type PortStats struct {
 	DropNoSlave  Counter // host frame with no member able to transmit
 	DropInactive Counter // received on a member that may not deliver (backup, not collecting)
 	DropNoFrame  Counter // UMEM exhausted (broadcast copy, control frame)
-	// slow-protocol frames handed to control, and those lost because the ring was full
-	CtrlRx, CtrlDrop Counter
-	CtrlTx           Counter // frames control asked to send on this port
+	// Frames handed to control, by class, and those lost because the
+	// class's ring was full: slow protocols (LACPDU, marker) on
+	// ToCtrlSlow; ARP/ND copies for the monitor and alb, and (on the host
+	// port) balance-alb host ARP frames, on ToCtrlNeigh.
+	SlowRx, SlowDrop   Counter
+	NeighRx, NeighDrop Counter
+	CtrlTx             Counter // frames control asked to send on this port (both classes)
+	CtrlBad            Counter // frames from control with an impossible length (dropped)
 }
 
 // Kicker wakes the kernel for a socket (xsk.Socket implements it).
@@ -54,8 +58,12 @@ type Port struct {
 	// Tap marks a TAP host device served with read(2)/write(2) on FD
 	// instead of AF_XDP rings (one system call per frame: TAP has no
 	// batched interface; veth is the fast host device).
-	Tap   bool
-	Stats PortStats
+	Tap bool
+	// TxBudget is how many descriptors the kernel sends per TX kick
+	// (xsk.Socket.TxBudget: XDP_MAX_TX_SKB_BUDGET when the kernel took
+	// it, else its copy-mode default of 32); 0 means 32.
+	TxBudget uint32
+	Stats    PortStats
 
 	pend  []rings.Desc
 	npend int
@@ -69,7 +77,7 @@ type Bond struct {
 
 	snap atomic.Pointer[Snapshot]
 	// ALBLoad counts the bytes sent per tlb/alb hash index (read by control).
-	ALBLoad alb.Counters
+	ALBLoad policy.ALBCounters
 	rr      policy.RoundRobin
 	rrPPS   uint32
 	rrSet   bool
@@ -105,6 +113,14 @@ type Stats struct {
 	Sleeps     Counter // adaptive-mode polls
 }
 
+// Sizes of the control rings of a lane, per class and direction. The slow
+// ring is large so that LACP is never starved: a LACPDU has a ring of its
+// own and never queues behind neighbour traffic.
+const (
+	SlowRingSize  = 1024
+	NeighRingSize = 512
+)
+
 // Config sets a lane's parameters.
 type Config struct {
 	ID       int
@@ -115,13 +131,25 @@ type Config struct {
 }
 
 // Lane is one busy-polling loop.
+//
+// Frames between a lane and control travel by class, each class on its own
+// pair of SPSC rings: slow protocols (ethertype 0x8809: LACPDU, marker) on
+// ToCtrlSlow/FromCtrlSlow, neighbour traffic (ARP/ND copies for the ARP/NS
+// monitor and alb, balance-alb host ARP frames for rlb, probes and
+// gratuitous ARPs) on ToCtrlNeigh/FromCtrlNeigh. The lane is the only
+// producer of the To rings and the only consumer of the From rings;
+// control is the other end of each. The lane drains FromCtrlSlow before
+// FromCtrlNeigh, each up to a batch per iteration, so a flood of ARP never
+// delays or drops a LACPDU.
 type Lane struct {
-	cfg      Config
-	U        *umem.UMEM
-	Bonds    []*Bond
-	ToCtrl   *rings.SPSC[CtrlFrame]
-	FromCtrl *rings.SPSC[CtrlFrame]
-	Stats    Stats
+	cfg           Config
+	U             *umem.UMEM
+	Bonds         []*Bond
+	ToCtrlSlow    *rings.SPSC[CtrlFrame]
+	ToCtrlNeigh   *rings.SPSC[CtrlFrame]
+	FromCtrlSlow  *rings.SPSC[CtrlFrame]
+	FromCtrlNeigh *rings.SPSC[CtrlFrame]
+	Stats         Stats
 
 	cur     *Layout                // the layout this lane works with
 	next    atomic.Pointer[Layout] // published by control
@@ -146,39 +174,46 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 	}
 	l := &Lane{
 		cfg: cfg, U: u, Bonds: bonds,
-		ToCtrl:   rings.NewSPSC[CtrlFrame](256),
-		FromCtrl: rings.NewSPSC[CtrlFrame](256),
-		addrs:    make([]uint64, cfg.RingSize),
-		rxbuf:    make([]rings.Desc, cfg.Batch),
-		done:     make(chan struct{}),
+		ToCtrlSlow:    rings.NewSPSC[CtrlFrame](SlowRingSize),
+		ToCtrlNeigh:   rings.NewSPSC[CtrlFrame](NeighRingSize),
+		FromCtrlSlow:  rings.NewSPSC[CtrlFrame](SlowRingSize),
+		FromCtrlNeigh: rings.NewSPSC[CtrlFrame](NeighRingSize),
+		addrs:         make([]uint64, cfg.RingSize),
+		rxbuf:         make([]rings.Desc, cfg.Batch),
+		done:          make(chan struct{}),
 	}
 	members := make([][]*Port, len(bonds))
 	for i, b := range bonds {
 		members[i] = b.Members
 	}
 	l.reclaim = rings.NewSPSC[uint64](1 << 16)
-	l.cur = l.NewLayout(bonds, members)
-	l.next.Store(l.cur)
-	l.adopted.Store(l.cur)
+	lay := NewLayout(bonds, members)
+	l.size(lay)
+	l.cur = lay
+	l.next.Store(lay)
+	l.adopted.Store(lay)
 	return l
 }
 
 // Layout is the set of member sockets a lane serves, per bond (index =
 // member index; nil where a member has no socket). Control builds a new
-// Layout to add or retire sockets; the lane adopts it at its next
-// iteration. A published Layout is never modified.
+// Layout with [NewLayout] to add or retire sockets; the lane adopts it at
+// its next iteration and sizes its ports' pending-transmit arrays then, on
+// its own goroutine. A published Layout is never modified.
 type Layout struct {
 	// Bonds by bond index (nil for a bond that was deleted).
 	Bonds   []*Bond
 	Members [][]*Port
 	ports   []*Port
+	fan     []int // per port: members of its bond (sizes its pending array)
 	xdp     []*Port
 	pollfds []unix.PollFd
 }
 
-// NewLayout derives a Layout (allocating the pending-transmit arrays of
-// ports that do not have them yet).
-func (l *Lane) NewLayout(bonds []*Bond, members [][]*Port) *Layout {
+// NewLayout derives a Layout from bonds and their member sockets. It is a
+// pure constructor: it reads the ports' FD and Tap fields and writes
+// nothing but the new Layout, so control may call it while the lane runs.
+func NewLayout(bonds []*Bond, members [][]*Port) *Layout {
 	lay := &Layout{Bonds: bonds, Members: members}
 	for i, b := range bonds {
 		if b == nil {
@@ -188,15 +223,12 @@ func (l *Lane) NewLayout(bonds []*Bond, members [][]*Port) *Layout {
 		if i < len(members) {
 			ms = members[i]
 		}
-		pendCap := l.cfg.Batch * (len(ms) + 2)
-		for _, p := range append([]*Port{b.Host}, ms...) {
+		add := func(p *Port) {
 			if p == nil {
-				continue
-			}
-			if len(p.pend) < pendCap {
-				p.pend = make([]rings.Desc, pendCap)
+				return
 			}
 			lay.ports = append(lay.ports, p)
+			lay.fan = append(lay.fan, len(ms))
 			if !p.Tap {
 				lay.xdp = append(lay.xdp, p)
 			}
@@ -204,8 +236,26 @@ func (l *Lane) NewLayout(bonds []*Bond, members [][]*Port) *Layout {
 				lay.pollfds = append(lay.pollfds, unix.PollFd{Fd: int32(p.FD), Events: unix.POLLIN})
 			}
 		}
+		add(b.Host)
+		for _, p := range ms {
+			add(p)
+		}
 	}
 	return lay
+}
+
+// size gives every port of lay a pending-transmit array for a batch from
+// each member and the host plus control: Batch*(members+2). Only the
+// lane's goroutine (or New, before it starts) calls it; it allocates only
+// when a layout with more members is adopted, never per frame.
+func (l *Lane) size(lay *Layout) {
+	for i, p := range lay.ports {
+		if need := l.cfg.Batch * (lay.fan[i] + 2); len(p.pend) < need {
+			pend := make([]rings.Desc, need)
+			copy(pend, p.pend[:p.npend])
+			p.pend = pend
+		}
+	}
 }
 
 // Publish hands a new layout to the lane. Ports added must be ready (rings
@@ -231,6 +281,7 @@ func (l *Lane) Ports() []*Port { return l.next.Load().ports }
 // adopt switches to the published layout and frees reclaimed frames.
 func (l *Lane) adopt() {
 	if n := l.next.Load(); n != l.cur {
+		l.size(n)
 		l.cur = n
 		l.adopted.Store(n)
 	}
@@ -287,6 +338,109 @@ func (l *Lane) enqueue(p *Port, d rings.Desc, from *Port) {
 	p.npend++
 }
 
+// pickFunc chooses the member a frame the host sent leaves on, for one
+// mode: a member index, or pickDrop (no member can send it: the frame is
+// dropped and counted), or pickDone (the pick function disposed of the
+// frame itself). s is non-nil with at least one member in s.TX. Every
+// pickFunc is a plain function (no closure), allocates nothing and never
+// panics on any frame.
+type pickFunc func(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame []byte) int
+
+const (
+	pickDrop = -1
+	pickDone = -2
+)
+
+// picks holds one pickFunc per mode, indexed by policy.Mode.
+var picks = [...]pickFunc{
+	policy.BalanceRR:    pickRR,
+	policy.ActiveBackup: pickActive,
+	policy.BalanceXOR:   pickHash,
+	policy.Broadcast:    pickBroadcast,
+	policy.IEEE8023AD:   pickHash,
+	policy.BalanceTLB:   pickALB,
+	policy.BalanceALB:   pickALB,
+}
+
+// pickFor returns the pick function of mode (active-backup's for an
+// invalid mode).
+func pickFor(m policy.Mode) pickFunc {
+	if int(m) < len(picks) {
+		return picks[m]
+	}
+	return pickActive
+}
+
+// pickActive sends on the first transmitting member (active-backup: the
+// active one).
+func pickActive(_ *Lane, _ *Bond, s *Snapshot, _ []*Port, _ rings.Desc, _ []byte) int {
+	return s.TX[0]
+}
+
+// pickRR is balance-rr: IGMP on the active member, the rest round robin
+// with packets_per_slave.
+func pickRR(l *Lane, b *Bond, s *Snapshot, _ []*Port, _ rings.Desc, frame []byte) int {
+	if s.Active >= 0 && policy.IsIGMP(frame) {
+		return s.Active
+	}
+	if !b.rrSet || b.rrPPS != s.PacketsPerSlave {
+		b.rr = policy.NewRoundRobin(s.PacketsPerSlave, uint64(l.cfg.ID+1)*0x9e3779b97f4a7c15)
+		b.rrPPS, b.rrSet = s.PacketsPerSlave, true
+	}
+	return s.TX[b.rr.Next()%uint32(len(s.TX))]
+}
+
+// pickHash is balance-xor and 802.3ad: xmit_hash_policy over the
+// transmitting members.
+func pickHash(_ *Lane, _ *Bond, s *Snapshot, _ []*Port, _ rings.Desc, frame []byte) int {
+	return s.TX[policy.SlaveIndex(policy.Hash(frame, s.Hash), len(s.TX))]
+}
+
+// pickBroadcast queues a copy on every transmitting member but the last
+// and sends the frame itself on the last.
+func pickBroadcast(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame []byte) int {
+	h := b.Host
+	last := len(s.TX) - 1
+	for j := 0; j < last; j++ {
+		addr, ok := l.U.Alloc()
+		if !ok {
+			h.Stats.DropNoFrame.Add(1)
+			continue
+		}
+		copy(l.U.Frame(addr, d.Len), frame)
+		if p := memberAt(members, s.TX[j]); p != nil {
+			l.enqueue(p, rings.Desc{Addr: addr, Len: d.Len}, h)
+		} else {
+			l.drop(addr, &h.Stats.DropNoSlave)
+		}
+	}
+	return s.TX[last]
+}
+
+// pickALB is balance-tlb and balance-alb: the published table's slave,
+// ARP to control in balance-alb (rlb), bytes counted per hash index, and
+// the slave's own source address on a slave other than the active one.
+func pickALB(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame []byte) int {
+	t := s.ALB
+	if t == nil {
+		return pickDrop
+	}
+	slave, counter := t.Pick(frame, s.XmitHash)
+	if slave == policy.ALBToControl {
+		// an ARP frame rlb may rewrite: control sends it (HostTx)
+		l.toCtrl(l.ToCtrlNeigh, b.Index, HostMember, frame, &b.Host.Stats.NeighRx, &b.Host.Stats.NeighDrop)
+		l.U.Free(d.Addr)
+		return pickDone
+	}
+	if slave < 0 || slave >= len(members) {
+		return pickDrop
+	}
+	b.ALBLoad.Add(counter, uint64(d.Len))
+	// bond_do_alb_xmit: frames on another slave carry its MAC
+	t.SetSource(frame, slave)
+	return slave
+}
+
 // hostRX forwards frames the host sent to the members chosen by the mode.
 func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	h := b.Host
@@ -309,66 +463,21 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	var bytes uint64
 	for _, d := range descs {
 		bytes += uint64(d.Len)
-		if s == nil || len(s.TX) == 0 {
+	}
+	h.Stats.RxPackets.Add(uint64(n))
+	h.Stats.RxBytes.Add(bytes)
+	if s == nil || len(s.TX) == 0 {
+		for _, d := range descs {
 			l.drop(d.Addr, &h.Stats.DropNoSlave)
-			continue
 		}
+		return n
+	}
+	pick := pickFor(s.Mode)
+	for _, d := range descs {
 		frame := l.U.Frame(d.Addr, d.Len)
-		var m int
-		switch s.Mode {
-		case policy.BalanceRR:
-			if s.Active >= 0 && policy.IsIGMP(frame) {
-				m = s.Active
-				break
-			}
-			if !b.rrSet || b.rrPPS != s.PacketsPerSlave {
-				b.rr = policy.NewRoundRobin(s.PacketsPerSlave, uint64(l.cfg.ID+1)*0x9e3779b97f4a7c15)
-				b.rrPPS, b.rrSet = s.PacketsPerSlave, true
-			}
-			m = s.TX[b.rr.Next()%uint32(len(s.TX))]
-		case policy.Broadcast:
-			last := len(s.TX) - 1
-			for j := 0; j < last; j++ {
-				addr, ok := l.U.Alloc()
-				if !ok {
-					h.Stats.DropNoFrame.Add(1)
-					continue
-				}
-				copy(l.U.Frame(addr, d.Len), frame)
-				if p := memberAt(members, s.TX[j]); p != nil {
-					l.enqueue(p, rings.Desc{Addr: addr, Len: d.Len}, h)
-				} else {
-					l.drop(addr, &h.Stats.DropNoSlave)
-				}
-			}
-			m = s.TX[last]
-		case policy.BalanceXOR, policy.IEEE8023AD:
-			m = s.TX[policy.SlaveIndex(policy.Hash(frame, s.Hash), len(s.TX))]
-		case policy.BalanceTLB, policy.BalanceALB:
-			t := s.ALB
-			if t == nil {
-				l.drop(d.Addr, &h.Stats.DropNoSlave)
-				continue
-			}
-			slave, counter := t.Pick(frame, s.XmitHash)
-			if slave == alb.ToControl {
-				// an ARP frame rlb may rewrite: control sends it (HostTx)
-				l.toCtrl(b.Index, HostMember, frame, h)
-				l.U.Free(d.Addr)
-				continue
-			}
-			if slave < 0 || slave >= len(members) {
-				l.drop(d.Addr, &h.Stats.DropNoSlave)
-				continue
-			}
-			b.ALBLoad.Add(counter, uint64(d.Len))
-			if slave != t.Active {
-				// bond_do_alb_xmit: frames on another slave carry its MAC
-				copy(frame[6:12], t.MAC[slave][:])
-			}
-			m = slave
-		default: // active-backup; tlb/alb transmit on the active slave until they have their own balancer
-			m = s.TX[0]
+		m := pick(l, b, s, members, d, frame)
+		if m == pickDone {
+			continue
 		}
 		p := memberAt(members, m)
 		if p == nil {
@@ -377,8 +486,6 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 		}
 		l.enqueue(p, rings.Desc{Addr: d.Addr, Len: d.Len}, h)
 	}
-	h.Stats.RxPackets.Add(uint64(n))
-	h.Stats.RxBytes.Add(bytes)
 	return n
 }
 
@@ -408,15 +515,16 @@ func (l *Lane) tapRead(h *Port) []rings.Desc {
 // as for frames the kernel receives into the UMEM.
 const headroom = 256
 
-// toCtrl copies a frame to control; p counts it (or its loss).
-func (l *Lane) toCtrl(bond int, member uint16, frame []byte, p *Port) {
+// toCtrl copies a frame to control on ring q; rx counts it, drop its
+// loss when the ring is full.
+func (l *Lane) toCtrl(q *rings.SPSC[CtrlFrame], bond int, member uint16, frame []byte, rx, drop *Counter) {
 	cf := &l.cf
 	cf.Bond, cf.Member = uint16(bond), member
 	cf.Len = uint16(copy(cf.Data[:], frame))
-	if l.ToCtrl.Push(cf) {
-		p.Stats.CtrlRx.Add(1)
+	if q.Push(cf) {
+		rx.Add(1)
 	} else {
-		p.Stats.CtrlDrop.Add(1)
+		drop.Add(1)
 	}
 }
 
@@ -453,12 +561,12 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) i
 		bytes += uint64(d.Len)
 		frame := l.U.Frame(d.Addr, d.Len)
 		if isSlow(frame) {
-			l.toCtrl(b.Index, uint16(m), frame, p)
+			l.toCtrl(l.ToCtrlSlow, b.Index, uint16(m), frame, &p.Stats.SlowRx, &p.Stats.SlowDrop)
 			l.U.Free(d.Addr)
 			continue
 		}
 		if s != nil && s.CopyARP && isNeighbour(frame) {
-			l.toCtrl(b.Index, uint16(m), frame, p)
+			l.toCtrl(l.ToCtrlNeigh, b.Index, uint16(m), frame, &p.Stats.NeighRx, &p.Stats.NeighDrop)
 		}
 		if s == nil || b.Host == nil {
 			l.drop(d.Addr, &p.Stats.DropInactive)
@@ -471,17 +579,10 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) i
 				l.drop(d.Addr, &p.Stats.DropInactive)
 				continue
 			}
-			if t.RLB && frame[0]&1 == 0 {
-				// also a frame to the MAC of a failed slave, taught to the
-				// switch on the active one (rlb_teach_disabled_mac_on_primary)
-				dst := [6]byte(frame[:6])
-				for i := range len(members) {
-					if i < len(t.MAC) && dst == t.MAC[i] && dst != t.Bond {
-						copy(frame[:6], t.Bond[:])
-						break
-					}
-				}
-			}
+			// also a frame to the MAC of a failed slave, taught to the
+			// switch on the active one (rlb_teach_disabled_mac_on_primary);
+			// runts are left alone
+			t.TeachDisabled(frame, len(members))
 		} else if !s.CanRX(m) {
 			l.drop(d.Addr, &p.Stats.DropInactive)
 			continue
@@ -494,17 +595,26 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) i
 	return int(n)
 }
 
-// ctrlTX sends the frames control queued.
+// ctrlTX sends the frames control queued: slow protocols first, then
+// neighbour traffic, each up to a batch per iteration.
 func (l *Lane) ctrlTX() int {
+	return l.ctrlTXFrom(l.FromCtrlSlow) + l.ctrlTXFrom(l.FromCtrlNeigh)
+}
+
+func (l *Lane) ctrlTXFrom(q *rings.SPSC[CtrlFrame]) int {
 	n := 0
 	cf := &l.cf
-	for n < l.cfg.Batch && l.FromCtrl.Pop(cf) {
+	for n < l.cfg.Batch && q.Pop(cf) {
 		n++
 		if int(cf.Bond) >= len(l.cur.Bonds) || l.cur.Bonds[cf.Bond] == nil {
 			continue
 		}
 		p := memberAt(l.cur.Members[cf.Bond], int(cf.Member))
 		if p == nil {
+			continue
+		}
+		if cf.Len > CtrlFrameMax || uint32(cf.Len) > l.U.FrameSize() {
+			p.Stats.CtrlBad.Add(1)
 			continue
 		}
 		addr, ok := l.U.Alloc()
@@ -519,7 +629,9 @@ func (l *Lane) ctrlTX() int {
 	return n
 }
 
-const copyModeTxBatch = 32 // descriptors the kernel sends per sendto in copy mode
+// defaultTxBudget is what the kernel sends per sendto in copy mode when
+// XDP_MAX_TX_SKB_BUDGET is not set (TX_BATCH_SIZE).
+const defaultTxBudget = 32
 
 func memberAt(ms []*Port, i int) *Port {
 	if i < 0 || i >= len(ms) {
@@ -553,7 +665,11 @@ func (l *Lane) flush() {
 			p.Stats.TxBytes.Add(bytes)
 		}
 		if out := p.TX.Outstanding(); out > 0 && p.TX.NeedWakeup() {
-			for i := uint32(0); i < (out+copyModeTxBatch-1)/copyModeTxBatch; i++ {
+			budget := p.TxBudget
+			if budget == 0 {
+				budget = defaultTxBudget
+			}
+			for i := uint32(0); i < (out+budget-1)/budget; i++ {
 				if p.Kick.KickTX() != nil {
 					break
 				}

@@ -8,8 +8,28 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/alb"
 
 	"github.com/bond-appliance/bond-appliance/policy"
+	"github.com/bond-appliance/bond-appliance/rings"
+	"github.com/bond-appliance/bond-appliance/rings/ringtest"
 	"github.com/bond-appliance/bond-appliance/umem"
 )
+
+// simPort is a lane port over a simulated kernel socket.
+type simPort struct {
+	*ringtest.Socket
+	port *Port
+}
+
+func newSimPort(u *umem.UMEM, name string, size uint32) *simPort {
+	s := ringtest.NewSocket(u, size)
+	return &simPort{Socket: s, port: &Port{
+		Name: name, FD: -1,
+		Fill: rings.NewFill(s.Fill.Mem, ringtest.Off, size),
+		Comp: rings.NewCompletion(s.Comp.Mem, ringtest.Off, size),
+		RX:   rings.NewRX(s.RX.Mem, ringtest.Off, size),
+		TX:   rings.NewTX(s.TX.Mem, ringtest.Off, size),
+		Kick: s,
+	}}
+}
 
 // udpFrame builds a 64-byte IPv4/UDP frame for flow (sport, dport) with a
 // sequence number in the payload.
@@ -80,11 +100,11 @@ func newRigLedger(t testing.TB, nMembers int, snap *Snapshot, ledger bool) *rig 
 // everything is through, then drains every TX ring.
 func (r *rig) hostToMembers(frames [][]byte) {
 	for i := 0; len(frames) > 0 || i < 3; i++ {
-		n := r.host.deliver(frames...)
+		n := r.host.Deliver(frames...)
 		frames = frames[n:]
 		r.lane.Step()
 		for _, m := range r.members {
-			m.drainTX()
+			m.DrainTX()
 		}
 		if len(frames) > 0 {
 			i = 0
@@ -177,7 +197,7 @@ func TestLaneModes(t *testing.T) {
 			r.hostToMembers(frames)
 			per := make([][]uint32, n)
 			for m, sp := range r.members {
-				for _, f := range sp.sent {
+				for _, f := range sp.Sent() {
 					per[m] = append(per[m], seqOf(f))
 				}
 			}
@@ -193,20 +213,20 @@ func TestLaneMemberRX(t *testing.T) {
 	// active-backup with member 1 active: frames on 1 reach the host, frames on
 	// the backup are dropped, LACPDUs go to control from either.
 	r := newRig(t, 2, &Snapshot{Mode: policy.ActiveBackup, TX: []int{1}, Active: 1, RX: 1 << 1})
-	r.members[0].deliver(udpFrame(1, 2, 1), lacpFrame())
-	r.members[1].deliver(udpFrame(1, 2, 2), udpFrame(1, 2, 3), lacpFrame())
+	r.members[0].Deliver(udpFrame(1, 2, 1), lacpFrame())
+	r.members[1].Deliver(udpFrame(1, 2, 2), udpFrame(1, 2, 3), lacpFrame())
 	r.lane.Step()
-	r.host.drainTX()
+	r.host.DrainTX()
 	r.lane.Step()
-	if len(r.host.sent) != 2 || seqOf(r.host.sent[0]) != 2 || seqOf(r.host.sent[1]) != 3 {
-		t.Fatalf("host got %d frames", len(r.host.sent))
+	if sent := r.host.Sent(); len(sent) != 2 || seqOf(sent[0]) != 2 || seqOf(sent[1]) != 3 {
+		t.Fatalf("host got %d frames", len(sent))
 	}
 	if got := r.members[0].port.Stats.DropInactive.Load(); got != 1 {
 		t.Fatalf("backup drops = %d, want 1", got)
 	}
 	var cf CtrlFrame
 	n := 0
-	for r.lane.ToCtrl.Pop(&cf) {
+	for r.lane.ToCtrlSlow.Pop(&cf) {
 		n++
 		if cf.Len != 124 || cf.Data[12] != 0x88 {
 			t.Fatalf("control frame len %d", cf.Len)
@@ -218,9 +238,9 @@ func TestLaneMemberRX(t *testing.T) {
 	// control transmits on member 0
 	cf = CtrlFrame{Bond: 0, Member: 0, Len: 124}
 	copy(cf.Data[:], lacpFrame())
-	r.lane.FromCtrl.Push(&cf)
+	r.lane.FromCtrlSlow.Push(&cf)
 	r.lane.Step()
-	if r.members[0].drainTX() != 1 {
+	if r.members[0].DrainTX() != 1 {
 		t.Fatal("control frame not transmitted")
 	}
 	r.lane.Step()
@@ -240,7 +260,7 @@ func BenchmarkLaneXOR(b *testing.B) {
 func benchForward(b *testing.B, snap *Snapshot) {
 	r := newRig(b, 2, snap)
 	for _, m := range r.members {
-		m.record = false
+		m.Record = false
 	}
 	frames := make([][]byte, 64)
 	for i := range frames {
@@ -250,10 +270,10 @@ func benchForward(b *testing.B, snap *Snapshot) {
 	b.ResetTimer()
 	total := 0
 	for total < b.N {
-		total += r.host.deliver(frames...)
+		total += r.host.Deliver(frames...)
 		r.lane.Step()
 		for _, m := range r.members {
-			m.drainTX()
+			m.DrainTX()
 		}
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds()/1e6, "Mpps")
@@ -265,7 +285,7 @@ func benchForward(b *testing.B, snap *Snapshot) {
 func TestLaneLayoutRetire(t *testing.T) {
 	r := newRigLedger(t, 2, &Snapshot{Mode: policy.BalanceXOR, Hash: policy.Layer34, TX: []int{0}, Active: 0, RX: 1}, false)
 	free := r.u.Available()
-	lay := r.lane.NewLayout([]*Bond{r.bond}, [][]*Port{{r.members[0].port, nil}})
+	lay := NewLayout([]*Bond{r.bond}, [][]*Port{{r.members[0].port, nil}})
 	r.lane.Publish(lay)
 	r.lane.Step()
 	if r.lane.adopted.Load() != lay || len(r.lane.Ports()) != 2 {
@@ -286,12 +306,12 @@ func TestLaneLayoutRetire(t *testing.T) {
 		t.Fatalf("free frames %d after reclaiming %d (was %d)", got, len(addrs), free)
 	}
 	// traffic keeps flowing on member 0 only
-	r.host.deliver(udpFrame(1, 2, 1), udpFrame(3, 4, 2))
+	r.host.Deliver(udpFrame(1, 2, 1), udpFrame(3, 4, 2))
 	r.lane.Step()
-	if n := r.members[0].drainTX(); n != 2 {
+	if n := r.members[0].DrainTX(); n != 2 {
 		t.Fatalf("member 0 sent %d frames", n)
 	}
-	if n := r.members[1].drainTX(); n != 0 {
+	if n := r.members[1].DrainTX(); n != 0 {
 		t.Fatalf("retired member sent %d frames", n)
 	}
 }

@@ -3,18 +3,21 @@
 // host device) and moves frames between them by moving descriptors.
 //
 // Control publishes each bond's forwarding decision as an immutable Snapshot
-// through an atomic pointer; the lane loads it once per batch. Slow-protocol
-// frames (LACP) received on members go to control over an SPSC ring and never
-// to the host; control hands frames to transmit over another SPSC ring.
+// through an atomic pointer; the lane loads it once per batch. Frames for
+// control travel by class over SPSC rings, one pair per class: slow
+// protocols (LACP, never delivered to the host) and neighbour traffic
+// (ARP/ND copies, balance-alb host ARP), so that neither class can starve
+// the other. Each mode's transmit choice is one pick function ([Snapshot]
+// Mode indexes a table of them).
+//
+// The package imports only policy, rings and umem (plus the standard
+// library and x/sys).
 // Nothing on the per-frame path allocates, locks or makes a system call:
 // system calls (TX kicks, fill wakeups) happen once per batch and only when
 // the kernel asks for them (need_wakeup).
 package lane
 
-import (
-	"github.com/bond-appliance/bond-appliance/appliance/alb"
-	"github.com/bond-appliance/bond-appliance/policy"
-)
+import "github.com/bond-appliance/bond-appliance/policy"
 
 // MaxMembers is the most members one bond can have in a lane.
 const MaxMembers = 64
@@ -39,8 +42,9 @@ type Snapshot struct {
 	// discovery frames received on members are also copied to control
 	// (whether or not they are delivered to the host).
 	CopyARP bool
-	// ALB is the transmit table of a balance-tlb or balance-alb bond.
-	ALB *alb.Table
+	// ALB is the transmit table of a balance-tlb or balance-alb bond
+	// (built by appliance/alb, whose Table aliases policy.ALBTable).
+	ALB *policy.ALBTable
 	// XmitHash is bond_xmit_hash for the bond's policy, built once per
 	// snapshot (no per-frame closure).
 	XmitHash func([]byte) uint32

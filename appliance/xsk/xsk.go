@@ -33,7 +33,17 @@ const (
 type Options struct {
 	RingSize uint32 // entries of each of the four rings (power of two)
 	Bind     BindMode
+	// TxBudget is how many descriptors the kernel should send per TX
+	// kick in copy mode (XDP_MAX_TX_SKB_BUDGET, Linux >= 6.16), normally
+	// the lane's batch size. It is clamped to what the kernel accepts
+	// ([DefaultTxBudget] .. RingSize); 0 leaves the kernel's default.
+	TxBudget uint32
 }
+
+// DefaultTxBudget is the kernel's copy-mode budget per TX kick
+// (TX_BATCH_SIZE in net/xdp/xsk.c), in effect when XDP_MAX_TX_SKB_BUDGET
+// is not set or not supported.
+const DefaultTxBudget = 32
 
 // Socket is one bound AF_XDP socket (one device queue).
 type Socket struct {
@@ -41,6 +51,10 @@ type Socket struct {
 	Ifindex  int
 	Queue    int
 	ZeroCopy bool
+	// TxBudget is the copy-mode transmit budget per kick in effect: the
+	// value XDP_MAX_TX_SKB_BUDGET took, or [DefaultTxBudget] when the
+	// kernel refused it (lane.Port.TxBudget).
+	TxBudget uint32
 	RX       *rings.RX
 	TX       *rings.TX
 	Fill     *rings.Fill
@@ -102,6 +116,7 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 			return nil, fmt.Errorf("set %s ring size %d: %w", o.name, n, err)
 		}
 	}
+	s.TxBudget = setTxBudget(opt.TxBudget, n, func(v uint32) error { return setInt(fd, unix.XDP_MAX_TX_SKB_BUDGET, v) })
 	off, err := rings.MmapOffsets(fd)
 	if err != nil {
 		return nil, fmt.Errorf("XDP_MMAP_OFFSETS: %w", err)
@@ -137,8 +152,26 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 	return s, nil
 }
 
+// setTxBudget asks for want descriptors per TX kick (clamped to the
+// kernel's range: at least DefaultTxBudget, at most the TX ring's size)
+// through set, which does setsockopt(XDP_MAX_TX_SKB_BUDGET) once the TX
+// ring exists. It returns the budget in effect: DefaultTxBudget when want
+// is 0 or the kernel refuses (ENOPROTOOPT before Linux 6.16, EINVAL,
+// EACCES for a value out of range), silently, since only the number of
+// kicks per batch depends on it.
+func setTxBudget(want, ring uint32, set func(uint32) error) uint32 {
+	if want == 0 {
+		return DefaultTxBudget
+	}
+	b := min(max(want, DefaultTxBudget), ring)
+	if b < DefaultTxBudget || set(b) != nil {
+		return DefaultTxBudget
+	}
+	return b
+}
+
 // KickTX asks the kernel to transmit what is on the TX ring. In copy mode
-// the kernel sends at most 32 descriptors per call.
+// the kernel sends at most TxBudget descriptors per call.
 func (s *Socket) KickTX() error {
 	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.FD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	switch e {

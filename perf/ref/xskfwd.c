@@ -12,9 +12,11 @@
 //     out[hash % n] with the layer3+4 hash of the bonding driver
 //     (bond_xmit_hash: ports ^ saddr ^ daddr, folded, >> 1);
 //     frames received on an "out" device (a member) go to "in";
-//   - batch 64, need_wakeup, copy mode by default; TX kicked with sendto
-//     (copy mode sends at most 32 frames per call), fill kicked with recvfrom
-//     only when the kernel asks (need_wakeup);
+//   - batch 64, need_wakeup, copy mode by default; TX kicked with sendto,
+//     ceil(outstanding/budget) times, where the budget is what copy mode
+//     sends per call: the batch size when the kernel takes
+//     XDP_MAX_TX_SKB_BUDGET (Linux >= 6.16), else its default of 32; fill
+//     kicked with recvfrom only when the kernel asks (need_wakeup);
 //   - completions are reaped into a free-frame stack that refills every
 //     fill ring.
 // --rxdrop receives on "in" only and puts every frame back on the fill ring.
@@ -56,7 +58,10 @@
 
 #define MAX_SOCKS 9
 #define MAX_BATCH 1024
-#define COPY_TX_PER_KICK 32
+#define COPY_TX_PER_KICK 32 /* the kernel's TX_BATCH_SIZE: copy-mode budget per sendto by default */
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9 /* include/uapi/linux/if_xdp.h, Linux >= 6.16 */
+#endif
 #define FRAME_SIZE 2048
 
 struct ring {
@@ -77,6 +82,7 @@ struct sock {
 	struct ring rx, tx, fill, comp;
 	struct xdp_desc pend[MAX_BATCH * MAX_SOCKS];
 	uint32_t npend;
+	uint32_t tx_budget; /* frames the kernel sends per TX kick in copy mode */
 	struct counters c;
 };
 
@@ -230,7 +236,21 @@ static void map_set(struct sock *s, int queue)
 
 /* ---- sockets ---- */
 
-static void open_sock(struct sock *s, int queue, uint32_t ring, int zerocopy, struct sock *shared)
+/* set_tx_budget asks the kernel to send up to batch descriptors per TX kick
+ * in copy mode (clamped to what it accepts: 32 .. TX ring size) and returns
+ * the budget in effect; a kernel without the option (ENOPROTOOPT) or one that
+ * refuses the value (EINVAL, EACCES) keeps its default of 32. */
+static uint32_t set_tx_budget(int fd, uint32_t batch, uint32_t ring)
+{
+	unsigned int b = batch < COPY_TX_PER_KICK ? COPY_TX_PER_KICK : batch;
+	if (b > ring)
+		b = ring;
+	if (b < COPY_TX_PER_KICK || setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &b, sizeof(b)) < 0)
+		return COPY_TX_PER_KICK;
+	return b;
+}
+
+static void open_sock(struct sock *s, int queue, uint32_t ring, uint32_t batch, int zerocopy, struct sock *shared)
 {
 	s->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
@@ -249,6 +269,7 @@ static void open_sock(struct sock *s, int queue, uint32_t ring, int zerocopy, st
 	for (int i = 0; i < 4; i++)
 		if (setsockopt(s->fd, SOL_XDP, opts[i], &ring, sizeof(ring)) < 0)
 			die("ring size");
+	s->tx_budget = set_tx_budget(s->fd, batch, ring);
 	struct xdp_mmap_offsets off;
 	socklen_t ol = sizeof(off);
 	if (getsockopt(s->fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &ol) < 0)
@@ -394,7 +415,7 @@ static void loop(int rxdrop, uint32_t batch)
 			uint32_t out = k->tx.cached_prod - load_acq(k->tx.consumer);
 			if (out && need_wakeup(&k->tx)) {
 				double t0 = now_s();
-				for (uint32_t i = 0; i < (out + COPY_TX_PER_KICK - 1) / COPY_TX_PER_KICK; i++) {
+				for (uint32_t i = 0; i < (out + k->tx_budget - 1) / k->tx_budget; i++) {
 					k->c.kicks++;
 					if (sendto(k->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN &&
 					    errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN)
@@ -582,7 +603,7 @@ int main(int argc, char **argv)
 
 	for (int s = 0; s < nsocks; s++) {
 		attach_prog(&socks[s], queue, generic);
-		open_sock(&socks[s], queue, ring, zerocopy, s ? &socks[0] : NULL);
+		open_sock(&socks[s], queue, ring, batch, zerocopy, s ? &socks[0] : NULL);
 		map_set(&socks[s], queue);
 	}
 	/* prime the fill rings */
@@ -597,8 +618,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "xskfwd: %s %s", rxdrop ? "rxdrop on" : "forwarding", in);
 	for (int s = 1; s < nsocks; s++)
 		fprintf(stderr, "%s%s", s == 1 ? " <-> " : ",", socks[s].name);
-	fprintf(stderr, ": %d sockets, %u frames%s, batch %u, ring %u, cpu %d, bind=%s\n", nsocks, nframes,
-		huge ? " (hugepages)" : "", batch, ring, cpu, zerocopy ? "zero-copy" : "copy");
+	fprintf(stderr, ": %d sockets, %u frames%s, batch %u, ring %u, tx budget %u, cpu %d, bind=%s\n", nsocks, nframes,
+		huge ? " (hugepages)" : "", batch, ring, socks[0].tx_budget, cpu, zerocopy ? "zero-copy" : "copy");
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
