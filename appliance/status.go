@@ -59,8 +59,11 @@ func addCounters(c *Counters, p *lane.Port) {
 	c.DropNoSlave += s.DropNoSlave.Load()
 	c.DropInactive += s.DropInactive.Load()
 	c.DropNoFrame += s.DropNoFrame.Load()
-	c.CtrlRx += s.CtrlRx.Load()
-	c.CtrlDrop += s.CtrlDrop.Load()
+	c.CtrlRx += s.SlowRx.Load()
+	c.CtrlDrop += s.SlowDrop.Load()
+	c.NeighRx += s.NeighRx.Load()
+	c.NeighDrop += s.NeighDrop.Load()
+	c.CtrlBad += s.CtrlBad.Load()
 	c.CtrlTx += s.CtrlTx.Load()
 	if k, ok := p.Kick.(interface {
 		XDPStats() (rxDropped, rxInvalid, txInvalid, rxRingFull, fillEmpty, txEmpty uint64, err error)
@@ -241,6 +244,6 @@ func FormatText(st *Status) string {
 }
 
 func counterLine(c Counters) string {
-	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d, slow_rx %d, xsk rx_dropped %d fill_empty %d",
-		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.CtrlRx, c.XSKRxDropped, c.XSKFillRingEmpty)
+	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d, slow_rx %d drop %d, neigh_rx %d drop %d, xsk rx_dropped %d fill_empty %d",
+		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.CtrlRx, c.CtrlDrop, c.NeighRx, c.NeighDrop, c.XSKRxDropped, c.XSKFillRingEmpty)
 }

@@ -68,9 +68,12 @@ type Counters struct {
 	DropNoSlave  uint64 `json:"drop_no_slave"`
 	DropInactive uint64 `json:"drop_inactive_slave"`
 	DropNoFrame  uint64 `json:"drop_no_frame"`
-	CtrlRx       uint64 `json:"slow_protocol_rx"`
-	CtrlDrop     uint64 `json:"slow_protocol_drop"`
+	CtrlRx       uint64 `json:"slow_protocol_rx"`   // LACPDUs and markers handed to control
+	CtrlDrop     uint64 `json:"slow_protocol_drop"` // ... lost because their ring was full
+	NeighRx      uint64 `json:"neigh_copy_rx"`      // ARP/ND frames copied to control (ARP/NS monitor, alb)
+	NeighDrop    uint64 `json:"neigh_copy_drop"`    // ... lost because their ring was full
 	CtrlTx       uint64 `json:"control_tx"`
+	CtrlBad      uint64 `json:"control_bad"` // frames from control with an impossible length
 	// XDP socket statistics (XDP_STATISTICS)
 	XSKRxDropped       uint64 `json:"xsk_rx_dropped"`
 	XSKRxRingFull      uint64 `json:"xsk_rx_ring_full"`
