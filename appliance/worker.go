@@ -198,7 +198,7 @@ func (w *worker) attachDevice(name string, force bool) (*device, error) {
 // openSocket opens the AF_XDP socket of device d's queue q on lane q's
 // UMEM, sharing it with the lane's first socket (or registering it).
 func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
-	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind)}
+	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind), TxBudget: uint32(w.dp.Batch)}
 	s, err := xsk.Open(w.lanes[q].U, d.ifindex, q, opt, w.laneFirst[q])
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s queue %d: %w", d.name, q, err)
@@ -214,13 +214,13 @@ func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
 	if s.ZeroCopy {
 		mode = "zero-copy"
 	}
-	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q)
+	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q, "tx_budget", s.TxBudget)
 	return newPort(d.name, s), s, nil
 }
 
 // newPort makes the lane port of a socket.
 func newPort(name string, s *xsk.Socket) *lane.Port {
-	return &lane.Port{Name: name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s}
+	return &lane.Port{Name: name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s, TxBudget: s.TxBudget}
 }
 
 // openMember attaches a prepared member and opens its socket in every lane.

@@ -39,7 +39,7 @@ func TestIntegrationARPMonitor(t *testing.T) {
 		s := e.status()
 		for _, sl := range s.Slaves {
 			if sl.Name == s.CurrentlyActiveSlave {
-				return sl.Counters.CtrlRx
+				return sl.Counters.NeighRx
 			}
 		}
 		return 0

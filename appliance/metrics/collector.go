@@ -18,6 +18,8 @@ const (
 	ReasonInactiveSlave         = "inactive_slave"
 	ReasonNoFrame               = "no_frame"
 	ReasonSlowProtocolQueueFull = "slow_protocol_queue_full"
+	ReasonNeighbourQueueFull    = "neighbour_queue_full"
+	ReasonControlBad            = "control_bad"
 )
 
 // descs builds the descriptors of a collector and remembers them all for
@@ -52,7 +54,9 @@ func newCounterSet(d *descs, prefix, what string, labels []string) counterSet {
 		dropped: d.new(prefix+"_dropped_packets_total", "Packets dropped on "+what+", by reason: "+
 			"tx_full (TX ring or pending batch full), no_slave (host frame with no slave able to transmit), "+
 			"inactive_slave (received on a slave that may not deliver), no_frame (UMEM exhausted), "+
-			"slow_protocol_queue_full (frame for the control plane lost because its queue was full).", withReason...),
+			"slow_protocol_queue_full (LACPDU or marker for the control plane lost because its queue was full), "+
+			"neighbour_queue_full (ARP/ND copy for the control plane lost because its queue was full), "+
+			"control_bad (frame from the control plane with an impossible length).", withReason...),
 		ctrlRx: d.new(prefix+"_control_receive_packets_total",
 			"Frames received on "+what+" and handed to the control plane (LACP/marker, and ARP/ND copies for the ARP/NS monitor).", labels...),
 		ctrlTx: d.new(prefix+"_control_transmit_packets_total",
@@ -80,10 +84,12 @@ func (s *counterSet) collect(ch chan<- prometheus.Metric, c *appliance.Counters,
 		{ReasonInactiveSlave, c.DropInactive},
 		{ReasonNoFrame, c.DropNoFrame},
 		{ReasonSlowProtocolQueueFull, c.CtrlDrop},
+		{ReasonNeighbourQueueFull, c.NeighDrop},
+		{ReasonControlBad, c.CtrlBad},
 	} {
 		counter(ch, s.dropped, r.v, append(lv[:len(lv):len(lv)], r.reason)...)
 	}
-	counter(ch, s.ctrlRx, c.CtrlRx, lv...)
+	counter(ch, s.ctrlRx, c.CtrlRx+c.NeighRx, lv...)
 	counter(ch, s.ctrlTx, c.CtrlTx, lv...)
 	counter(ch, s.xskRxDropped, c.XSKRxDropped, lv...)
 	counter(ch, s.xskRxRingFull, c.XSKRxRingFull, lv...)
@@ -319,6 +325,9 @@ func addCounters(d, s *appliance.Counters) {
 	d.DropNoFrame += s.DropNoFrame
 	d.CtrlRx += s.CtrlRx
 	d.CtrlDrop += s.CtrlDrop
+	d.NeighRx += s.NeighRx
+	d.NeighDrop += s.NeighDrop
+	d.CtrlBad += s.CtrlBad
 	d.CtrlTx += s.CtrlTx
 	d.XSKRxDropped += s.XSKRxDropped
 	d.XSKRxRingFull += s.XSKRxRingFull

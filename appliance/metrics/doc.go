@@ -27,8 +27,11 @@
 //     inactive_slave (received on a slave that may not deliver: a backup
 //     slave, a port that is not collecting),
 //     no_frame (UMEM exhausted: broadcast copies, control frames),
-//     slow_protocol_queue_full (a frame for the control plane, LACP or an
-//     ARP/ND copy, lost because the lane-to-control queue was full).
+//     slow_protocol_queue_full (a LACPDU or marker for the control plane
+//     lost because the lane-to-control slow-protocol queue was full),
+//     neighbour_queue_full (an ARP/ND copy for the ARP/NS monitor or alb
+//     lost because the lane-to-control neighbour queue was full),
+//     control_bad (a frame from the control plane with an impossible length).
 //   - version, mode, cpu: on the _info metrics only.
 //
 // # Metrics
