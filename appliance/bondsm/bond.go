@@ -69,8 +69,18 @@ type member struct {
 	devPromisc  bool
 }
 
-// usable reports whether a member's MII state is up.
-func (m *member) usable() bool { return m.state == linkUp && !m.removed }
+// usable reports whether a member's MII state lets it carry traffic: up,
+// or going down. As in bonding, a slave in downdelay keeps transmitting
+// and keeps its role (curr_active_slave, usable_slaves, its 802.3ad port)
+// until bond_miimon_commit marks it down when the downdelay expires: a
+// short flap moves no traffic. A slave in updelay ("going back") does not
+// transmit yet.
+func (m *member) usable() bool { return (m.state == linkUp || m.state == linkFail) && !m.removed }
+
+// up reports whether a member is fully up: only such a member is newly
+// chosen as the active slave (bond_find_best_slave); one going down keeps
+// the role it has but gets no new one.
+func (m *member) up() bool { return m.state == linkUp && !m.removed }
 
 // Bond is one bond's control state. It is not safe for concurrent use:
 // one goroutine (the appliance's control loop) owns it.
@@ -440,7 +450,7 @@ func (b *Bond) selectActive() {
 		cur = b.members[b.active]
 	}
 	for _, m := range b.members {
-		if m.name == b.cfg.Primary && b.ok(m) {
+		if m.name == b.cfg.Primary && b.ok(m) && m.up() {
 			prim = m
 		}
 	}
@@ -450,7 +460,7 @@ func (b *Bond) selectActive() {
 		pick = prim
 		if pick == nil {
 			for _, m := range b.members {
-				if b.ok(m) && (pick == nil || m.cfg.Prio > pick.cfg.Prio) {
+				if b.ok(m) && m.up() && (pick == nil || m.cfg.Prio > pick.cfg.Prio) {
 					pick = m
 				}
 			}
@@ -485,7 +495,7 @@ func (b *Bond) selectActive() {
 // setActive implements a runtime active_slave request.
 func (b *Bond) setActive(name string) bool {
 	for _, m := range b.members {
-		if m.name == name && b.ok(m) {
+		if m.name == name && b.ok(m) && m.up() {
 			b.active = m.idx
 			b.manual = true
 			if b.mon != nil && b.mon.mon != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every mode: the snapshot after start, after member 0 loses carrier and
@@ -65,11 +66,11 @@ func TestDelays(t *testing.T) {
 		steps []step
 	}{
 		{"no delays", nil, []step{{0, -1, false, "down"}, {10, 1, true, "up"}}},
-		// as the appliance always did, a member going down no longer
-		// carries traffic (bonding keeps it during downdelay)
+		// as bonding, a member going down keeps carrying traffic until
+		// the downdelay expires
 		{"downdelay holds", []string{"downdelay: 200"}, []step{
-			{0, -1, false, "going down"}, {100, 0, false, "going down"}, {190, 0, false, "going down"}, {200, 0, false, "down"}}},
-		{"recovers within downdelay", []string{"downdelay: 200"}, []step{{0, -1, false, "going down"}, {100, 1, true, "up"}, {300, 0, true, "up"}}},
+			{0, -1, true, "going down"}, {100, 0, true, "going down"}, {190, 0, true, "going down"}, {200, 0, false, "down"}}},
+		{"recovers within downdelay", []string{"downdelay: 200"}, []step{{0, -1, true, "going down"}, {100, 1, true, "up"}, {300, 0, true, "up"}}},
 		{"updelay holds", []string{"updelay: 300"}, []step{
 			{0, -1, false, "down"}, {10, 1, false, "going back"}, {200, 0, false, "going back"}, {310, 0, true, "up"}}},
 		{"lost again during updelay", []string{"updelay: 300"}, []step{
@@ -411,5 +412,96 @@ func TestNewErrors(t *testing.T) {
 	if UsesOwnMACs(parseBond(t, "balance-tlb", 2)) || !UsesOwnMACs(parseBond(t, "balance-alb", 2)) ||
 		!UsesOwnMACs(parseBond(t, "active-backup", 2, "fail_over_mac: follow")) || UsesOwnMACs(parseBond(t, "active-backup", 2)) {
 		t.Fatal("UsesOwnMACs")
+	}
+}
+
+// During downdelay ("going down") a member keeps transmitting and keeps
+// its role; when the downdelay expires it is gone. During updelay ("going
+// back") it does not transmit yet. In 802.3ad its LACP port follows the
+// committed MII state: it stays distributing through the downdelay.
+func TestDowndelayKeepsTraffic(t *testing.T) {
+	type step struct {
+		at     int  // ms
+		link   int  // 0: Tick, 1: carrier up, -1: carrier down (member 0)
+		lacp   bool // 802.3ad: exchange LACPDUs with the partner up to at
+		want   snapState
+		state0 string
+	}
+	both, only1 := []int{0, 1}, []int{1}
+	tests := []struct {
+		name  string
+		mode  string
+		extra []string
+		steps []step
+	}{
+		{"balance-xor", "balance-xor", []string{"downdelay: 300", "updelay: 200"}, []step{
+			{0, -1, false, snapState{both, 3, 0}, "going down"},
+			{150, 0, false, snapState{both, 3, 0}, "going down"},
+			{290, 0, false, snapState{both, 3, 0}, "going down"},
+			{300, 0, false, snapState{only1, 3, 1}, "down"},
+			{400, 1, false, snapState{only1, 3, 1}, "going back"},
+			{590, 0, false, snapState{only1, 3, 1}, "going back"},
+			{600, 0, false, snapState{both, 3, 1}, "up"}}},
+		{"balance-xor flap", "balance-xor", []string{"downdelay: 300"}, []step{
+			{0, -1, false, snapState{both, 3, 0}, "going down"},
+			{100, 1, false, snapState{both, 3, 0}, "up"},
+			{500, 0, false, snapState{both, 3, 0}, "up"}}},
+		{"active-backup active member", "active-backup", []string{"downdelay: 300", "updelay: 200"}, []step{
+			{0, -1, false, snapState{[]int{0}, 1, 0}, "going down"},
+			{290, 0, false, snapState{[]int{0}, 1, 0}, "going down"},
+			{300, 0, false, snapState{only1, 2, 1}, "down"},
+			{400, 1, false, snapState{only1, 2, 1}, "going back"},
+			{600, 0, false, snapState{only1, 2, 1}, "up"}}},
+		{"active-backup flap", "active-backup", []string{"downdelay: 300"}, []step{
+			{0, -1, false, snapState{[]int{0}, 1, 0}, "going down"},
+			{200, 1, false, snapState{[]int{0}, 1, 0}, "up"},
+			{500, 0, false, snapState{[]int{0}, 1, 0}, "up"}}},
+		// the primary is in updelay: the active slave stays where it is
+		{"active-backup primary going back", "active-backup", []string{"primary: eth0", "downdelay: 300", "updelay: 200"}, []step{
+			{0, -1, false, snapState{[]int{0}, 1, 0}, "going down"},
+			{300, 0, false, snapState{only1, 2, 1}, "down"},
+			{400, 1, false, snapState{only1, 2, 1}, "going back"},
+			{600, 0, false, snapState{[]int{0}, 1, 0}, "up"}}},
+		{"802.3ad", "802.3ad", []string{"lacp_rate: fast", "downdelay: 500"}, []step{
+			{3000, 0, true, snapState{both, 3, 0}, "up"},
+			{3000, -1, false, snapState{both, 3, 0}, "going down"},
+			{3400, 0, true, snapState{both, 3, 0}, "going down"},
+			{3500, 0, false, snapState{only1, 2, 1}, "down"},
+			{4000, 0, true, snapState{only1, 2, 1}, "down"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := newBond(t, parseBond(t, tc.mode, 2, tc.extra...))
+			var p *lacpPeer
+			if tc.mode == "802.3ad" {
+				p = newPeer(t, 2)
+			}
+			for _, s := range tc.steps {
+				switch {
+				case s.lacp:
+					p.run(t, b, time.Duration(s.at-p.ms)*time.Millisecond)
+				case s.link == 0:
+					b.Tick(at(s.at), TickInput{})
+				default:
+					b.Link(at(s.at), 0, s.link > 0)
+				}
+				if got := stateOf(b.Snapshot()); !got.equal(s.want) {
+					t.Fatalf("at %d ms: %+v, want %+v", s.at, got, s.want)
+				}
+				if st := b.Members()[0].State; st != s.state0 {
+					t.Fatalf("at %d ms: member 0 %q, want %q", s.at, st, s.state0)
+				}
+				if !b.Carrier() {
+					t.Fatalf("at %d ms: no carrier", s.at)
+				}
+				if p != nil {
+					st := b.Status()
+					dist := st.Slaves[0].AD != nil && st.Slaves[0].AD.Distributing
+					if want := s.state0 != "down"; dist != want {
+						t.Fatalf("at %d ms: member 0 distributing %v, want %v (%+v)", s.at, dist, want, st.Slaves[0].AD)
+					}
+				}
+			}
+		})
 	}
 }
