@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -50,6 +51,9 @@ type Appliance struct {
 	workEnd chan struct{}
 	c       *ctl // the control loop's state: touched only by the loop goroutine
 	server  *controlServer
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // preflight checks everything that can be checked without changing the
@@ -184,9 +188,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		l.Prime()
 		l.Start()
 	}
-	a.c = c
-	go a.runWorker()
-	go c.run()
+	a.startLoops(c)
 	srv, err := startControl(cfg.Control.Socket, a)
 	if err != nil {
 		a.stopLoops()
@@ -198,6 +200,14 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 	a.server = srv
 	log.Info("appliance started", "bonds", len(cfg.Bonds), "lanes", len(a.lanes), "poll", dp.Poll, "host_device", dp.HostDevice)
 	return a, nil
+}
+
+// startLoops hands the control state to the control loop and starts it and
+// the worker.
+func (a *Appliance) startLoops(c *ctl) {
+	a.c = c
+	go a.runWorker()
+	go c.run()
 }
 
 // runWorker runs the worker's jobs in order until the appliance stops.
@@ -224,8 +234,14 @@ func (a *Appliance) stopLoops() {
 	<-a.workEnd
 }
 
-// Close stops everything and restores the devices.
+// Close stops everything and restores the devices. Calling it again
+// returns the first call's result.
 func (a *Appliance) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *Appliance) close() error {
 	a.stopLoops()
 	if a.server != nil {
 		a.server.close()
@@ -261,10 +277,7 @@ func (a *Appliance) checkLedger() error {
 			continue
 		}
 		u := a.lanes[q].U
-		for _, r := range []struct {
-			place umem.Place
-			get   func([]uint64) []uint64
-		}{{umem.Fill, s.Fill.Unconsumed}, {umem.RX, s.RX.Pending}, {umem.TX, s.TX.Unconsumed}, {umem.Completion, s.Comp.Pending}} {
+		for _, r := range socketRings(s) {
 			addrs = r.get(addrs[:0])
 			for _, ad := range addrs {
 				u.Move(ad, r.place, umem.InFlight)
@@ -274,6 +287,7 @@ func (a *Appliance) checkLedger() error {
 	}
 	var errs []error
 	for q, l := range a.lanes {
+		l.DrainReclaimed()
 		u := l.U
 		lost := int(u.NumFrames()) - u.Count(umem.Free)
 		if err := u.CheckLedger(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/xdpprog"
 	"github.com/bond-appliance/bond-appliance/appliance/xsk"
 	"github.com/bond-appliance/bond-appliance/policy"
+	"github.com/bond-appliance/bond-appliance/umem"
 	"github.com/vishvananda/netlink"
 )
 
@@ -341,22 +342,32 @@ func (w *worker) reclaimSockets(socks []*xsk.Socket) {
 		if s == nil || q >= len(w.lanes) {
 			continue
 		}
-		addrs = s.Fill.Unconsumed(addrs[:0])
-		addrs = s.RX.Pending(addrs)
-		addrs = s.TX.Unconsumed(addrs)
-		addrs = s.Comp.Pending(addrs)
-		for _, ad := range addrs {
-			for !w.lanes[q].Reclaim(ad) {
-				if time.Now().After(deadline) {
-					w.lostReclaim++
-					break
+		for _, r := range socketRings(s) {
+			addrs = r.get(addrs[:0])
+			for _, ad := range addrs {
+				for !w.lanes[q].Reclaim(ad, r.place) {
+					if time.Now().After(deadline) {
+						w.lostReclaim++
+						break
+					}
+					time.Sleep(100 * time.Microsecond)
 				}
-				time.Sleep(100 * time.Microsecond)
 			}
 		}
 		_ = s.Close()
 		w.sockets = slices.DeleteFunc(w.sockets, func(x *xsk.Socket) bool { return x == s })
 	}
+}
+
+// socketRing reads the frames on one ring of a socket.
+type socketRing struct {
+	place umem.Place
+	get   func([]uint64) []uint64
+}
+
+// socketRings are a socket's four rings with the frame place each stands for.
+func socketRings(s *xsk.Socket) [4]socketRing {
+	return [4]socketRing{{umem.Fill, s.Fill.Unconsumed}, {umem.RX, s.RX.Pending}, {umem.TX, s.TX.Unconsumed}, {umem.Completion, s.Comp.Pending}}
 }
 
 // dropDevice forgets a retired device's program and attachment.

@@ -154,7 +154,7 @@ type Lane struct {
 	cur     *Layout                // the layout this lane works with
 	next    atomic.Pointer[Layout] // published by control
 	adopted atomic.Pointer[Layout] // acknowledged by the lane
-	reclaim *rings.SPSC[uint64]    // frames of retired sockets, freed by the lane
+	reclaim *rings.SPSC[Reclaimed] // frames of retired sockets, freed by the lane
 	rxbuf   []rings.Desc
 	addrs   []uint64
 	cf      CtrlFrame
@@ -186,7 +186,7 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 	for i, b := range bonds {
 		members[i] = b.Members
 	}
-	l.reclaim = rings.NewSPSC[uint64](1 << 16)
+	l.reclaim = rings.NewSPSC[Reclaimed](1 << 16)
 	lay := NewLayout(bonds, members)
 	l.size(lay)
 	l.cur = lay
@@ -268,9 +268,31 @@ func (l *Lane) Adopted(lay *Layout) bool {
 	return l.adopted.Load() == lay || !l.started || l.stop.Load()
 }
 
-// Reclaim hands frames of a retired socket back to the lane's allocator;
-// false when the queue is full (try again).
-func (l *Lane) Reclaim(addr uint64) bool { return l.reclaim.Push(&addr) }
+// Reclaimed is a frame of a retired socket and the ring it was found on.
+type Reclaimed struct {
+	Addr uint64
+	From umem.Place // umem.Fill, RX, TX or Completion
+}
+
+// Reclaim hands a frame of a retired socket, found on ring from, back to
+// the lane's allocator; false when the queue is full (try again). Only one
+// goroutine (the appliance's device worker) may call it.
+func (l *Lane) Reclaim(addr uint64, from umem.Place) bool {
+	r := Reclaimed{Addr: addr, From: from}
+	return l.reclaim.Push(&r)
+}
+
+// DrainReclaimed frees the frames queued by Reclaim; the lane does it at
+// every iteration, the owner once more after Stop.
+func (l *Lane) DrainReclaimed() {
+	var r Reclaimed
+	for l.reclaim.Pop(&r) {
+		if r.From != umem.InFlight {
+			l.U.Move(r.Addr, r.From, umem.InFlight)
+		}
+		l.U.Free(r.Addr)
+	}
+}
 
 // Published returns the layout last handed to the lane.
 func (l *Lane) Published() *Layout { return l.next.Load() }
@@ -285,10 +307,7 @@ func (l *Lane) adopt() {
 		l.cur = n
 		l.adopted.Store(n)
 	}
-	var a uint64
-	for l.reclaim.Pop(&a) {
-		l.U.Free(a)
-	}
+	l.DrainReclaimed()
 }
 
 // Config returns the lane's configuration.

@@ -297,7 +297,7 @@ func TestLaneLayoutRetire(t *testing.T) {
 		t.Fatal("retired socket had no frames on its fill ring")
 	}
 	for _, a := range addrs {
-		if !r.lane.Reclaim(a) {
+		if !r.lane.Reclaim(a, umem.Fill) {
 			t.Fatal("reclaim queue full")
 		}
 	}
