@@ -24,7 +24,8 @@ import (
 // per mode, at the same time:
 //
 //   - hot-removes and re-adds member m2 in a loop (`slave bond0 del/add m2`);
-//   - pings from the peer namespace to the host address through the bond;
+//   - pings from the peer namespace to the host address through the bond,
+//     and sends UDP (iperf3, 8 flows of 1 Mbit/s) from the host to the peer;
 //   - storms `set bond0 <opt> <val>` over runtime options valid for the mode;
 //   - `reload`s, with and without a changed file;
 //   - polls `status --json` and checks it is JSON holding bond0;
@@ -176,7 +177,7 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 		}
 	} else {
 		sets = append(sets, [2]string{"primary", "m1"}, [2]string{"primary_reselect", "better"},
-			[2]string{"primary", ""}, [2]string{"primary_reselect", "always"})
+			[2]string{"primary", "m2"}, [2]string{"primary", ""}, [2]string{"primary_reselect", "always"})
 	}
 
 	t.Setenv("BOND_APPLIANCE_UMEM_LEDGER", "1")
@@ -403,10 +404,45 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 		}
 		pingDone <- r
 	}()
+	// and UDP from the host to the peer in 8 flows, which layer3+4 spreads
+	// over every member (m2 included), 8 × 1 Mbit/s
+	udpDone := make(chan pingResult, 1)
+	go func() {
+		secs := strconv.Itoa(max(1, int(dur/time.Second)-2))
+		srv := exec.CommandContext(ctx, "ip", "netns", "exec", topo.Peer, "iperf3", "-s", "-1", "-B", PeerIP)
+		if err := srv.Start(); err != nil {
+			udpDone <- pingResult{out: err.Error()}
+			return
+		}
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		var out string
+		for try := 0; try < 20; try++ { // until the server listens
+			time.Sleep(200 * time.Millisecond)
+			var err error
+			out, err = topo.InGW(ctx, "iperf3", "-c", PeerIP, "-B", HostIP, "-u", "-b", "1M", "-l", "1000", "-P", "8", "-t", secs, "-J")
+			if err == nil || !strings.Contains(out, "connect") {
+				break
+			}
+		}
+		var res struct {
+			End struct {
+				Sum struct {
+					Packets     int `json:"packets"`
+					LostPackets int `json:"lost_packets"`
+				} `json:"sum"`
+			} `json:"end"`
+		}
+		r := pingResult{out: trunc(out, 2000)}
+		if i := strings.Index(out, "{"); i >= 0 && json.Unmarshal([]byte(out[i:]), &res) == nil {
+			r.sent, r.recv = res.End.Sum.Packets, res.End.Sum.Packets-res.End.Sum.LostPackets
+		}
+		udpDone <- r
+	}()
 
 	t0 := time.Now()
 	wg.Wait()
 	pr := <-pingDone
+	ur := <-udpDone
 	elapsed := time.Since(t0)
 	// leave m2 in (a failed add in the last cycle leaves it out)
 	if st, err := p.Status(BondName); err == nil && len(st.Bonds) == 1 && len(st.Bonds[0].Slaves) < 3 {
@@ -441,18 +477,21 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	os.RemoveAll(p.Dir)
 	log := p.Log()
 
-	loss := 100.0
-	if pr.sent > 0 {
-		loss = 100 * float64(pr.sent-pr.recv) / float64(pr.sent)
+	lossOf := func(sent, recv int) float64 {
+		if sent == 0 {
+			return 100
+		}
+		return 100 * float64(sent-recv) / float64(sent)
 	}
 	exitStr := exitAfter.Round(time.Millisecond).String()
 	if exitAfter < 0 {
 		exitStr = "hang"
 	}
-	fmt.Printf("stress: mode=%s duration=%v slave_cycles=%d slave_errors=%d sets=%d set_errors=%d reloads=%d reload_errors=%d status=%d status_errors=%d events=%d sent=%d received=%d loss=%.2f%% exit_after=%s\n",
+	fmt.Printf("stress: mode=%s duration=%v slave_cycles=%d slave_errors=%d sets=%d set_errors=%d reloads=%d reload_errors=%d status=%d status_errors=%d events=%d sent=%d received=%d loss=%.2f%% (ping %d/%d loss=%.2f%%, udp %d/%d loss=%.2f%%) exit_after=%s\n",
 		mode, elapsed.Round(time.Millisecond), c.slaveCycles.Load(), c.slaveErrs.Load(), c.sets.Load(), c.setErrs.Load(),
 		c.reloads.Load(), c.reloadErrs.Load(), c.statuses.Load(), c.statusErrs.Load(), c.events.Load(),
-		pr.sent, pr.recv, loss, exitStr)
+		pr.sent+ur.sent, pr.recv+ur.recv, lossOf(pr.sent+ur.sent, pr.recv+ur.recv),
+		pr.recv, pr.sent, lossOf(pr.sent, pr.recv), ur.recv, ur.sent, lossOf(ur.sent, ur.recv), exitStr)
 	for kind, msgs := range c.firstErrs {
 		for _, m := range msgs {
 			t.Logf("first errors of %s: %s", kind, trunc(strings.TrimSpace(m), 400))
@@ -465,8 +504,11 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	if i := strings.Index(log, "panic:"); i >= 0 {
 		t.Errorf("panic in the appliance's output:\n%s", trunc(log[i:], 6000))
 	}
-	if pr.sent == 0 || pr.recv == 0 {
-		t.Errorf("no traffic passed during the stress (ping sent %d, received %d):\n%s", pr.sent, pr.recv, pr.out)
+	if ur.sent == 0 {
+		t.Logf("note: no iperf3 UDP result: %s", ur.out)
+	}
+	if pr.recv+ur.recv == 0 {
+		t.Errorf("no traffic passed during the stress (ping sent %d, received %d; udp sent %d, received %d):\n%s\n%s", pr.sent, pr.recv, ur.sent, ur.recv, pr.out, ur.out)
 	}
 	if c.statuses.Load() > 0 && c.statusErrs.Load() == c.statuses.Load() {
 		t.Errorf("every status --json failed")
