@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bond-appliance/bond-appliance/appliance/lab/labtest"
 )
 
 // TestIntegrationStress runs the appliance built with -race on a bond with
@@ -29,6 +33,7 @@ import (
 //   - storms `set bond0 <opt> <val>` over runtime options valid for the mode;
 //   - `reload`s, with and without a changed file;
 //   - polls `status --json` and checks it is JSON holding bond0;
+//   - scrapes the Prometheus endpoint;
 //   - keeps an `events` client connected that never reads.
 //
 // Then: no data race or panic in the appliance's output, some traffic
@@ -125,6 +130,7 @@ type stressCounts struct {
 	reloads, reloadErrs    atomic.Int64
 	statuses, statusErrs   atomic.Int64
 	events                 atomic.Int64
+	scrapes, scrapeErrs    atomic.Int64
 	firstErrMu             sync.Mutex
 	firstErrs              map[string][]string
 }
@@ -181,7 +187,7 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	}
 
 	t.Setenv("BOND_APPLIANCE_UMEM_LEDGER", "1")
-	p, err := topo.Start(ctx, bin, topo.Config(BondSpec{Mode: mode, Options: opts}, "@SOCKET@"))
+	p, err := topo.Start(ctx, bin, topo.Config(BondSpec{Mode: mode, Options: opts, Metrics: "127.0.0.1:9470"}, "@SOCKET@"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +254,17 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	}
 
 	// the events client that never reads: it must not block the appliance
+	// (BOND_APPLIANCE_STRESS_MUTE=0 leaves it out, to see the rest of a
+	// shutdown while it does block)
 	mute, err := net.Dial("unix", p.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mute.Close()
-	if _, err := mute.Write([]byte("{\"cmd\":\"events\"}\n")); err != nil {
+	if os.Getenv("BOND_APPLIANCE_STRESS_MUTE") == "0" {
+		t.Log("note: BOND_APPLIANCE_STRESS_MUTE=0: no never-reading events client")
+		mute.Close()
+	} else if _, err := mute.Write([]byte("{\"cmd\":\"events\"}\n")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -385,6 +396,27 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 			c.note("status json", "no "+BondName+" in "+trunc(out, 300))
 		}
 	})
+	// the Prometheus endpoint, scraped like status (its collector reads the same state)
+	scraper := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return labtest.DialInNetns(topo.GW, network, addr)
+		},
+	}}
+	loop("metrics", 100*time.Millisecond, func(i int) {
+		c.scrapes.Add(1)
+		resp, err := scraper.Get("http://127.0.0.1:9470/metrics")
+		if err != nil {
+			c.scrapeErrs.Add(1)
+			c.note("metrics", err.Error())
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `bond_appliance_bond_up{bond="bond0"}`) {
+			c.scrapeErrs.Add(1)
+			c.note("metrics", resp.Status+" "+trunc(string(b), 300))
+		}
+	})
 	// traffic: ping from the peer to the host address, for the whole run
 	type pingResult struct {
 		sent, recv int
@@ -487,9 +519,9 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	if exitAfter < 0 {
 		exitStr = "hang"
 	}
-	fmt.Printf("stress: mode=%s duration=%v slave_cycles=%d slave_errors=%d sets=%d set_errors=%d reloads=%d reload_errors=%d status=%d status_errors=%d events=%d sent=%d received=%d loss=%.2f%% (ping %d/%d loss=%.2f%%, udp %d/%d loss=%.2f%%) exit_after=%s\n",
+	fmt.Printf("stress: mode=%s duration=%v slave_cycles=%d slave_errors=%d sets=%d set_errors=%d reloads=%d reload_errors=%d status=%d status_errors=%d metrics=%d metrics_errors=%d events=%d sent=%d received=%d loss=%.2f%% (ping %d/%d loss=%.2f%%, udp %d/%d loss=%.2f%%) exit_after=%s\n",
 		mode, elapsed.Round(time.Millisecond), c.slaveCycles.Load(), c.slaveErrs.Load(), c.sets.Load(), c.setErrs.Load(),
-		c.reloads.Load(), c.reloadErrs.Load(), c.statuses.Load(), c.statusErrs.Load(), c.events.Load(),
+		c.reloads.Load(), c.reloadErrs.Load(), c.statuses.Load(), c.statusErrs.Load(), c.scrapes.Load(), c.scrapeErrs.Load(), c.events.Load(),
 		pr.sent+ur.sent, pr.recv+ur.recv, lossOf(pr.sent+ur.sent, pr.recv+ur.recv),
 		pr.recv, pr.sent, lossOf(pr.sent, pr.recv), ur.recv, ur.sent, lossOf(ur.sent, ur.recv), exitStr)
 	for kind, msgs := range c.firstErrs {
