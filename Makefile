@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build deps test unit integration lint fuzz bench perf-guard lab clean
+.PHONY: all build deps test unit integration integration-race arch lint fuzz bench perf-guard lab clean
 
 all: build
 
@@ -14,10 +14,11 @@ build:
 deps:
 	bash scripts/deps.sh
 
-## test: the whole suite (what CI runs): lint, unit tests with -race, then the
-## integration tests in network namespaces (root; skipped otherwise unless
-## BOND_APPLIANCE_PRIVILEGED=1, which makes them fail instead of skipping).
-test: deps lint unit integration
+## test: the whole suite (what CI runs): lint, unit tests with -race (they
+## include ./arch, the import-direction rules), then the integration tests in
+## network namespaces and the stress test with -race (root; skipped otherwise
+## unless BOND_APPLIANCE_PRIVILEGED=1, which makes them fail instead of skipping).
+test: deps lint unit integration integration-race
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -29,7 +30,21 @@ unit:
 	$(GO) test -race -short -count=1 $(PKGS)
 
 integration:
-	$(GO) test -count=1 -timeout 15m -run 'Integration' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 15m -run 'Integration' -skip 'TestIntegrationStress' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+## integration-race: root; the appliance binary and the tests built with -race,
+## running TestIntegrationStress (member hot-remove/add, option storms,
+## reloads, status and events clients under traffic; BOND_APPLIANCE_STRESS
+## per mode, default 60s; modes BOND_APPLIANCE_STRESS_MODES, default
+## balance-xor,active-backup). RACE_RUN=Integration runs every integration
+## test with -race instead (too long for the 20-minute budget of `make test`).
+RACE_RUN ?= TestIntegrationStress
+integration-race:
+	BOND_APPLIANCE_RACE=1 $(GO) test -race -count=1 -timeout 10m -run '$(RACE_RUN)' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration-race.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|stress:|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+## arch: the import-direction rules alone, with the module's import graph
+arch:
+	$(GO) test -count=1 -v ./arch
 
 ## fuzz: run every fuzzer for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

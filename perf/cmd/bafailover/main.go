@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/lab"
+	"github.com/bond-appliance/bond-appliance/appliance/lab/labtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -132,7 +133,7 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 	st, _ := p.Status("")
 	bondMAC, _ := net.ParseMAC(st.Bonds[0].MAC)
 	peerMAC, _ := net.ParseMAC(lab.PeerMAC)
-	tx, err := lab.OpenPacket(t.GW, lab.BondName)
+	tx, err := labtest.OpenPacket(t.GW, lab.BondName)
 	if err != nil {
 		return res, err
 	}
@@ -146,7 +147,7 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 	var wg sync.WaitGroup
 	stopRx := make(chan struct{})
 	for _, port := range t.Ports {
-		s, err := lab.OpenPacket(t.Peer, port)
+		s, err := labtest.OpenPacket(t.Peer, port)
 		if err != nil {
 			return res, err
 		}
@@ -161,7 +162,7 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 				default:
 				}
 				for _, f := range s.Recv(50*time.Millisecond, 256) {
-					if q, ok := lab.TestSeq(f); ok {
+					if q, ok := labtest.TestSeq(f); ok {
 						mu.Lock()
 						got = append(got, rec{q, time.Now()})
 						mu.Unlock()
@@ -173,7 +174,7 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 	// warm-up: the host device has carrier and frames get through
 	warm := time.Now().Add(5 * time.Second)
 	for k := uint32(0); ; k++ {
-		_ = tx.Send(lab.UDPFrame(peerMAC, bondMAC, 5000, 5001, 0xfff00000+k, 64))
+		_ = tx.Send(labtest.UDPFrame(peerMAC, bondMAC, 5000, 5001, 0xfff00000+k, 64))
 		time.Sleep(5 * time.Millisecond)
 		mu.Lock()
 		n := len(got)
@@ -211,7 +212,7 @@ func once(ctx context.Context, bin string, rate, miimon int, useCarrier string) 
 			cutAt = time.Now()
 			go func() { _ = t.SetPort(ctx, 0, false) }()
 		}
-		_ = tx.Send(lab.UDPFrame(peerMAC, bondMAC, 5000, 5001, i, 64))
+		_ = tx.Send(labtest.UDPFrame(peerMAC, bondMAC, 5000, 5001, i, 64))
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stopRx)

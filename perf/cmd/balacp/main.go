@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/lab"
+	"github.com/bond-appliance/bond-appliance/appliance/lab/labtest"
 )
 
 func main() {
@@ -112,7 +113,7 @@ func run(ctx context.Context, bin string, load time.Duration) error {
 	fmt.Printf("%-36s %10.3f ms\n", "member out after carrier loss", float64(rmCarrier-time.Duration(t1.Sub(epoch)))/1e6)
 	waitDist(p, 2)
 	// member removal: partner silent (fast rate: short timeout 3 s)
-	bh, err := lab.NewBlackhole(t.Peer, t.Ports[1])
+	bh, err := labtest.NewBlackhole(t.Peer, t.Ports[1])
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func waitDist(p *lab.Proc, n int) time.Duration {
 }
 
 func flood(ctx context.Context, t *lab.Topo, p *lab.Proc) {
-	tx, err := lab.OpenPacket(t.GW, lab.BondName)
+	tx, err := labtest.OpenPacket(t.GW, lab.BondName)
 	if err != nil {
 		return
 	}
@@ -168,7 +169,7 @@ func flood(ctx context.Context, t *lab.Topo, p *lab.Proc) {
 	dst, _ := net.ParseMAC(lab.PeerMAC)
 	frames := make([][]byte, 256)
 	for i := range frames {
-		frames[i] = lab.UDPFrame(dst, src, uint16(1000+i), 9, uint32(i), 64)
+		frames[i] = labtest.UDPFrame(dst, src, uint16(1000+i), 9, uint32(i), 64)
 	}
 	for i := 0; ctx.Err() == nil; i++ {
 		_ = tx.Send(frames[i%len(frames)])

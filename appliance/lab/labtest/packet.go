@@ -1,4 +1,14 @@
-package lab
+// Package labtest is the test-only scaffolding of appliance/lab: raw frames
+// (AF_PACKET sockets, crafted UDP test frames with sequence numbers), running
+// code inside a namespace, and the TCX program that black-holes LACPDUs.
+// The integration tests and the perf tools import it; the product binary
+// (cmd/bond-appliance, which imports appliance/lab for the `lab` demo) must
+// not (arch/arch_test.go checks that).
+//
+// labtest does not import appliance/lab: lab's own tests import labtest, and
+// Go forbids the cycle. The two addresses UDPFrame writes are therefore
+// repeated here; lab's tests check they equal lab.HostIP and lab.PeerIP.
+package labtest
 
 import (
 	"encoding/binary"
@@ -91,6 +101,12 @@ func (p *PacketSocket) Recv(idle time.Duration, max int) [][]byte {
 
 // Close closes the socket.
 func (p *PacketSocket) Close() { unix.Close(p.fd) }
+
+// The lab's addresses (lab.HostIP, lab.PeerIP), written into UDPFrame's IP header.
+const (
+	HostIP = "198.18.0.2"
+	PeerIP = "198.18.0.1"
+)
 
 // TestEtherType marks the test frames (IEEE local experimental ethertype 1).
 const TestEtherType = 0x88b5
