@@ -305,8 +305,7 @@ func (c *ctl) slaveAdd(bondName, name string, k func(opResult)) {
 		}
 		// the layout first: a lane reads its layout before the snapshot
 		c.publishLayouts()
-		c.apply(b, out)
-		c.event("slave added", "bond", bondName, "slave", name, "index", idx)
+		c.apply(b, out) // the state machine's output says "slave added"
 		k(opResult{})
 	})
 }
@@ -337,7 +336,9 @@ func (c *ctl) slaveDel(bondName, name string, k func(opResult)) {
 	c.whenAdopted(lays, func(c *ctl) {
 		c.work(func(w *worker) any { return w.releaseMember(md) }, func(c *ctl, v any) {
 			err, _ := v.(error)
-			c.event("slave removed", "bond", bondName, "slave", name)
+			if err != nil {
+				c.event("slave release incomplete", "bond", bondName, "slave", name, "err", err.Error())
+			}
 			k(opResult{err: err})
 		})
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/bond-appliance/bond-appliance/umem"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // worker owns every device-side resource: the change journal, the XDP
@@ -201,6 +202,12 @@ func (w *worker) attachDevice(name string, force bool) (*device, error) {
 func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
 	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind), TxBudget: uint32(w.dp.Batch)}
 	s, err := xsk.Open(w.lanes[q].U, d.ifindex, q, opt, w.laneFirst[q])
+	// The kernel releases a closed socket's hold on a device queue in
+	// deferred work: a queue given up a moment ago can still be busy.
+	for deadline := time.Now().Add(time.Second); errors.Is(err, unix.EBUSY) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		s, err = xsk.Open(w.lanes[q].U, d.ifindex, q, opt, w.laneFirst[q])
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s queue %d: %w", d.name, q, err)
 	}
@@ -365,9 +372,13 @@ type socketRing struct {
 	get   func([]uint64) []uint64
 }
 
-// socketRings are a socket's four rings with the frame place each stands for.
+// socketRings are a socket's four rings with the place the lane's ledger
+// has their frames in: the lane records a frame as Fill from when it puts
+// it on the fill ring until it reads it from the RX ring, and as TX from
+// when it puts it on the TX ring until it reads it from the completion
+// ring (the kernel's moves between rings are not recorded).
 func socketRings(s *xsk.Socket) [4]socketRing {
-	return [4]socketRing{{umem.Fill, s.Fill.Unconsumed}, {umem.RX, s.RX.Pending}, {umem.TX, s.TX.Unconsumed}, {umem.Completion, s.Comp.Pending}}
+	return [4]socketRing{{umem.Fill, s.Fill.Unconsumed}, {umem.Fill, s.RX.Pending}, {umem.TX, s.TX.Unconsumed}, {umem.TX, s.Comp.Pending}}
 }
 
 // dropDevice forgets a retired device's program and attachment.
