@@ -388,9 +388,11 @@ func (c *ctl) onLinkUpdate(u netlink.LinkUpdate) {
 	}
 }
 
-// drainCtrl hands the frames the lanes passed up to their bonds: slow
-// protocols first, each ring with a budget per tick.
+// drainCtrl hands the frames the lanes and the members' slow-protocol
+// sockets passed up to their bonds: slow protocols first, each source with
+// a budget per tick.
 func (c *ctl) drainCtrl(now time.Time) {
+	c.readSlow(now)
 	f := &c.cf
 	for _, l := range c.a.lanes {
 		for _, r := range [...]*rings.SPSC[lane.CtrlFrame]{l.ToCtrlSlow, l.ToCtrlNeigh} {
@@ -404,6 +406,30 @@ func (c *ctl) drainCtrl(now time.Time) {
 					m = bondsm.HostMember
 				}
 				c.apply(b, b.sm.Receive(now, m, f.Data[:f.Len]))
+			}
+		}
+	}
+}
+
+// readSlow reads the slow-protocol frames (LACPDUs, markers) each member's
+// packet socket received since the last tick.
+func (c *ctl) readSlow(now time.Time) {
+	buf := c.cf.Data[:]
+	for _, b := range c.bonds {
+		if b.removed {
+			continue
+		}
+		for idx, md := range b.members {
+			if md == nil || md.slowFD < 0 {
+				continue
+			}
+			for n := 0; n < ctrlBudget; n++ {
+				k, _, err := unix.Recvfrom(md.slowFD, buf, unix.MSG_DONTWAIT)
+				if err != nil || k <= 0 {
+					break
+				}
+				md.slowRx++
+				c.apply(b, b.sm.Receive(now, idx, buf[:min(k, len(buf))]))
 			}
 		}
 	}

@@ -68,7 +68,7 @@ func testAppliance(t *testing.T, bonds ...config.Bond) *Appliance {
 		for j, s := range bc.Slaves {
 			bd.setup.Members = append(bd.setup.Members, bondsm.Member{Name: s.Name, Ifindex: 100000 + 10*i + j,
 				PermMAC: net.HardwareAddr{2, 0, 0, 1, byte(i), byte(j)}, CurMAC: mac, Carrier: true, Speed: 1000, Duplex: "full", Slave: s})
-			bd.members = append(bd.members, &memberDev{name: s.Name, ports: []*lane.Port{{Name: s.Name, FD: -1}}})
+			bd.members = append(bd.members, &memberDev{name: s.Name, slowFD: -1, ports: []*lane.Port{{Name: s.Name, FD: -1}}})
 		}
 		b, out, err := c.addBond(bd, time.Now())
 		if err != nil {

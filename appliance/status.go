@@ -110,6 +110,9 @@ func (c *ctl) status(bondName string) (*Status, error) {
 		}
 		for i := range bs.Slaves {
 			idx := bs.Slaves[i].Index
+			if idx >= 0 && idx < len(b.members) && b.members[idx] != nil {
+				bs.Slaves[i].Counters.CtrlRx += b.members[idx].slowRx
+			}
 			for _, ps := range b.ports {
 				if idx >= 0 && idx < len(ps) && ps[idx] != nil {
 					addCounters(&bs.Slaves[i].Counters, ps[idx])

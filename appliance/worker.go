@@ -36,6 +36,7 @@ type worker struct {
 	lanes       []*lane.Lane  // set once at start
 	laneFirst   []*xsk.Socket // the socket that registered each lane's UMEM
 	lostReclaim uint64        // frames of retired sockets not handed back before a deadline
+	slowFDs     map[int]bool  // open slow-protocol packet sockets
 }
 
 // logger is the part of slog the worker uses.
@@ -56,10 +57,12 @@ type device struct {
 // memberDev is what the worker made of a member: its device and its socket
 // (and lane port) in each lane.
 type memberDev struct {
-	name  string
-	dev   *device
-	socks []*xsk.Socket
-	ports []*lane.Port
+	name   string
+	dev    *device
+	socks  []*xsk.Socket
+	ports  []*lane.Port
+	slowFD int    // packet socket receiving the member's slow-protocol frames, -1 none
+	slowRx uint64 // frames read from it (the control loop counts)
 }
 
 // bondDevs is what the worker made of a bond at start or bond add.
@@ -178,12 +181,12 @@ func (w *worker) prepareBond(bc config.Bond) (*bondDevs, error) {
 	return bd, nil
 }
 
-func (w *worker) attachDevice(name string, force bool) (*device, error) {
+func (w *worker) attachDevice(name string, force, member bool) (*device, error) {
 	in, err := netdev.Get(name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := xdpprog.New(w.dp.Queues)
+	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member})
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +229,32 @@ func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
 	return newPort(d.name, s), s, nil
 }
 
+// ethPSlow is ETH_P_SLOW (IEEE 802.3 slow protocols) in network order.
+var ethPSlow = uint16(0x8809>>8 | 0x8809&0xff<<8)
+
+// openSlowSocket opens the packet socket on which a member's slow-protocol
+// frames arrive: the member's XDP program passes them to the kernel stack
+// rather than to the AF_XDP socket, so that they never share a ring with
+// data (a flood that fills the AF_XDP RX ring does not take LACPDUs with
+// it). Non-blocking: the control loop reads it at every tick.
+func openSlowSocket(name string) (int, error) {
+	in, err := netdev.Get(name)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(ethPSlow))
+	if err != nil {
+		return -1, fmt.Errorf("%s: slow-protocol packet socket: %w", name, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: ethPSlow, Ifindex: in.Index}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: bind slow-protocol packet socket: %w", name, err)
+	}
+	// our own LACPDUs leave through AF_XDP; never read them back
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	return fd, nil
+}
+
 // newPort makes the lane port of a socket.
 func newPort(name string, s *xsk.Socket) *lane.Port {
 	return &lane.Port{Name: name, FD: s.FD, RX: s.RX, TX: s.TX, Fill: s.Fill, Comp: s.Comp, Kick: s, TxBudget: s.TxBudget}
@@ -233,11 +262,20 @@ func newPort(name string, s *xsk.Socket) *lane.Port {
 
 // openMember attaches a prepared member and opens its socket in every lane.
 func (w *worker) openMember(name string, force bool) (*memberDev, error) {
-	d, err := w.attachDevice(name, force)
+	fd, err := openSlowSocket(name)
 	if err != nil {
 		return nil, err
 	}
-	md := &memberDev{name: name, dev: d}
+	if w.slowFDs == nil {
+		w.slowFDs = map[int]bool{}
+	}
+	w.slowFDs[fd] = true
+	md := &memberDev{name: name, slowFD: fd}
+	d, err := w.attachDevice(name, force, true)
+	if err != nil {
+		return md, err
+	}
+	md.dev = d
 	for q := range w.lanes {
 		p, s, err := w.openSocket(q, d)
 		if err != nil {
@@ -252,7 +290,7 @@ func (w *worker) openMember(name string, force bool) (*memberDev, error) {
 // openBond attaches a prepared bond's devices and opens their sockets.
 func (w *worker) openBond(bd *bondDevs) error {
 	if bd.dp != "" {
-		d, err := w.attachDevice(bd.dp, false)
+		d, err := w.attachDevice(bd.dp, false, false)
 		if err != nil {
 			return err
 		}
@@ -291,6 +329,11 @@ func (w *worker) releaseMember(md *memberDev) error {
 		return nil
 	}
 	var errs []error
+	if md.slowFD >= 0 && w.slowFDs[md.slowFD] {
+		errs = append(errs, unix.Close(md.slowFD))
+		delete(w.slowFDs, md.slowFD)
+	}
+	md.slowFD = -1
 	if md.dev != nil {
 		for q := range md.socks {
 			_ = md.dev.prog.ClearSocket(q)
@@ -434,6 +477,10 @@ func (w *worker) teardown() error {
 	for _, t := range w.taps {
 		errs = append(errs, t.close())
 	}
+	for fd := range w.slowFDs {
+		errs = append(errs, unix.Close(fd))
+	}
+	w.slowFDs = nil
 	errs = append(errs, w.journal.Restore())
 	w.attach, w.sockets, w.progs, w.taps = nil, nil, nil, nil
 	return errors.Join(errs...)

@@ -44,8 +44,31 @@ type Program struct {
 	Prog *ebpf.Program
 }
 
+// Options select what the program does besides redirecting to the sockets.
+type Options struct {
+	// PassSlowProtocols hands slow-protocol frames (ethertype 0x8809:
+	// LACPDUs, markers) to the kernel stack, where the appliance reads
+	// them on a packet socket of their own, instead of the AF_XDP socket:
+	// a flood of data frames that fills the socket's RX ring cannot then
+	// take LACPDUs with it. For members.
+	PassSlowProtocols bool
+}
+
 // New creates an XSKMAP with queues entries and the redirect program.
-func New(queues int) (*Program, error) {
+func New(queues int) (*Program, error) { return NewWithOptions(queues, Options{}) }
+
+// offsets in struct xdp_md
+const (
+	xdpMDData    = 0
+	xdpMDDataEnd = 4
+)
+
+// slowProtocolsLE is ethertype 0x8809 as a little-endian 16-bit load of
+// its two bytes in network order.
+const slowProtocolsLE = 0x0988
+
+// NewWithOptions creates an XSKMAP with queues entries and the program.
+func NewWithOptions(queues int, opt Options) (*Program, error) {
 	if queues < 1 {
 		return nil, fmt.Errorf("xdpprog: queues must be >= 1, got %d", queues)
 	}
@@ -59,14 +82,29 @@ func New(queues int) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xdpprog: create XSKMAP: %w", err)
 	}
-	insns := asm.Instructions{
+	var insns asm.Instructions
+	if opt.PassSlowProtocols {
+		insns = append(insns,
+			// if data + 14 <= data_end && ethertype == 0x8809: XDP_PASS
+			asm.LoadMem(asm.R2, asm.R1, xdpMDData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R1, xdpMDDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, 14),
+			asm.JGT.Reg(asm.R4, asm.R3, "redirect"),
+			asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+			asm.JNE.Imm(asm.R5, slowProtocolsLE, "redirect"),
+			asm.Mov.Imm(asm.R0, xdpPass),
+			asm.Return(),
+		)
+	}
+	insns = append(insns,
 		// r2 = ctx->rx_queue_index
-		asm.LoadMem(asm.R2, asm.R1, xdpMDRxQueueIndex, asm.Word),
+		asm.LoadMem(asm.R2, asm.R1, xdpMDRxQueueIndex, asm.Word).WithSymbol("redirect"),
 		asm.LoadMapPtr(asm.R1, m.FD()),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
-	}
+	)
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "bond_redirect",
 		Type:         ebpf.XDP,
