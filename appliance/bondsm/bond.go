@@ -555,6 +555,7 @@ func (b *Bond) applyActive(name string) {
 func (b *Bond) rebuild() {
 	s := &lane.Snapshot{Mode: b.mode, Hash: b.hash, Active: -1, PacketsPerSlave: uint32(b.cfg.PacketsPerSlave)}
 	s.CopyARP = b.mon != nil && b.mon.mon != nil
+	s.BroadcastNeighbor = b.mode == policy.IEEE8023AD && b.cfg.BroadcastNeighbor
 	prevActive := b.active
 	switch b.mode {
 	case policy.BalanceTLB, policy.BalanceALB:
@@ -624,6 +625,7 @@ func (b *Bond) rebuild() {
 func sameSnapshot(a, b *lane.Snapshot) bool {
 	return a != nil && b != nil && a.Mode == b.Mode && a.Hash == b.Hash && a.Active == b.Active && a.RX == b.RX &&
 		a.PacketsPerSlave == b.PacketsPerSlave && a.CopyARP == b.CopyARP && a.ALB == b.ALB &&
+		a.BroadcastNeighbor == b.BroadcastNeighbor &&
 		(a.XmitHash == nil) == (b.XmitHash == nil) && slices.Equal(a.TX, b.TX)
 }
 
