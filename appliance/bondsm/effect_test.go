@@ -35,7 +35,6 @@ var (
 	hostV4    = netip.MustParsePrefix("10.0.0.2/24")
 	hostV6    = netip.MustParsePrefix("fd00::2/64")
 	target1   = netip.MustParseAddr("10.0.0.1")
-	target2   = netip.MustParseAddr("10.0.0.3")
 	hostGroup = netip.MustParseAddr("239.1.1.1")
 )
 
