@@ -223,13 +223,6 @@ func (b *Bond) Reconfigure(now time.Time, c config.Bond) (Output, error) {
 	if eff&(config.EffectSnapshot|config.EffectMonitor|config.EffectALB) != 0 {
 		b.rebuild()
 	}
-	if len(changed) > 0 {
-		names := make([]string, len(changed))
-		for i, o := range changed {
-			names[i] = o.Name
-		}
-		b.log("options changed", "bond", bn, "options", strings.Join(names, ","), "effects", eff.String())
-	}
 	return b.finish(), nil
 }
 
