@@ -27,11 +27,6 @@ func albMAC(m net.HardwareAddr) (a alb.MAC) {
 	return a
 }
 
-// albFields are the options alb.Bond is built from.
-func albFields(c config.Bond) []any {
-	return []any{c.TLBDynamicLB, c.LPInterval, c.AllSlavesActive, c.VLANs}
-}
-
 func (b *Bond) newALB(c config.Bond) (*alb.Bond, error) {
 	cfg := alb.Config{
 		Mode: alb.Mode(b.mode), BondMAC: albMAC(b.mac), DynamicLB: c.TLBDynamicLB,

@@ -509,22 +509,45 @@ func (b *Bond) setActive(name string) bool {
 
 // SetActiveSlave implements the runtime active_slave option ("" clears it:
 // the bond selects again). The slave stays active until the next link
-// state change.
+// state change; Config records the request.
 func (b *Bond) SetActiveSlave(now time.Time, name string) (Output, error) {
 	b.begin(now)
-	if b.mode != policy.ActiveBackup {
-		return Output{}, fmt.Errorf("bond %s: active_slave: only in active-backup mode (mode is %s)", b.cfg.Name, b.mode)
+	if err := b.canSetActive(name); err != nil {
+		return Output{}, err
 	}
-	if name == "" {
-		b.active = -1
-		b.rebuild()
-		return b.finish(), nil
-	}
-	if !b.setActive(name) {
-		return Output{}, fmt.Errorf("bond %s: active_slave: %q is not an up slave of this bond", b.cfg.Name, name)
-	}
+	b.applyActive(name)
 	b.rebuild()
 	return b.finish(), nil
+}
+
+// canSetActive reports why active_slave name cannot be applied now: only
+// active-backup has a runtime active slave, and it must be an up member.
+func (b *Bond) canSetActive(name string) error {
+	if b.mode != policy.ActiveBackup {
+		return fmt.Errorf("bond %s: active_slave: only in active-backup mode (mode is %s)", b.cfg.Name, b.mode)
+	}
+	if name == "" {
+		return nil
+	}
+	for _, m := range b.members {
+		if m.name == name && b.ok(m) && m.up() {
+			return nil
+		}
+	}
+	return fmt.Errorf("bond %s: active_slave: %q is not an up slave of this bond", b.cfg.Name, name)
+}
+
+// applyActive applies an active_slave request canSetActive accepted; the
+// caller rebuilds.
+func (b *Bond) applyActive(name string) {
+	b.cfg.ActiveSlave = name
+	if name == "" {
+		b.active = -1
+		return
+	}
+	if !b.setActive(name) {
+		b.log("active_slave not applied: the slave is no longer up", "bond", b.cfg.Name, "slave", name)
+	}
 }
 
 // rebuild recomputes the forwarding snapshot; a changed one goes into the
@@ -532,6 +555,7 @@ func (b *Bond) SetActiveSlave(now time.Time, name string) (Output, error) {
 func (b *Bond) rebuild() {
 	s := &lane.Snapshot{Mode: b.mode, Hash: b.hash, Active: -1, PacketsPerSlave: uint32(b.cfg.PacketsPerSlave)}
 	s.CopyARP = b.mon != nil && b.mon.mon != nil
+	s.BroadcastNeighbor = b.mode == policy.IEEE8023AD && b.cfg.BroadcastNeighbor
 	prevActive := b.active
 	switch b.mode {
 	case policy.BalanceTLB, policy.BalanceALB:
@@ -601,6 +625,7 @@ func (b *Bond) rebuild() {
 func sameSnapshot(a, b *lane.Snapshot) bool {
 	return a != nil && b != nil && a.Mode == b.Mode && a.Hash == b.Hash && a.Active == b.Active && a.RX == b.RX &&
 		a.PacketsPerSlave == b.PacketsPerSlave && a.CopyARP == b.CopyARP && a.ALB == b.ALB &&
+		a.BroadcastNeighbor == b.BroadcastNeighbor &&
 		(a.XmitHash == nil) == (b.XmitHash == nil) && slices.Equal(a.TX, b.TX)
 }
 

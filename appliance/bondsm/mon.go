@@ -21,16 +21,13 @@ type monState struct {
 	notified uint64 // notification frames sent
 }
 
-// monitorsEnabled reports whether the bond runs the ARP/NS monitor.
+// monitorsEnabled reports whether the bond runs the ARP/NS monitor: an
+// interval and targets, and, with miimon set, combine_monitors (bonding
+// runs one monitor: configuration validation turns arp_interval off when
+// miimon is set without combine_monitors; this keeps the same rule).
 func monitorsEnabled(c config.Bond) bool {
-	return c.ArpInterval > 0 && (len(c.ArpIPTargets) > 0 || len(c.NSIP6Targets) > 0)
-}
-
-// monitorFields are the options the ARP/NS monitor and the notifier are
-// built from.
-func monitorFields(c config.Bond) []any {
-	return []any{c.ArpInterval, c.ArpIPTargets, c.NSIP6Targets, c.ArpValidate, c.ArpAllTargets, c.ArpMissedMax,
-		c.NumGratARP, c.NumUnsolNA, c.PeerNotifDelay, c.ResendIGMP, c.VLANs, c.Miimon, c.PrimaryReselect, c.Primary}
+	return c.ArpInterval > 0 && (len(c.ArpIPTargets) > 0 || len(c.NSIP6Targets) > 0) &&
+		(c.Miimon == 0 || c.CombineMonitors)
 }
 
 // newMonitor builds the ARP/NS monitor (when configured) and the peer

@@ -315,7 +315,7 @@ func TestReconfigure(t *testing.T) {
 				}
 			}},
 		{"arp monitor on", "balance-xor", nil, func(c *config.Bond) {
-			c.ArpInterval, c.ArpIPTargets = 200, []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+			c.Miimon, c.ArpInterval, c.ArpIPTargets = 0, 200, []netip.Addr{netip.MustParseAddr("10.0.0.1")}
 		}, func(t *testing.T, b *Bond, out Output) {
 			if !b.Snapshot().CopyARP {
 				t.Fatal("no ARP copies")
@@ -349,7 +349,7 @@ func TestReconfigure(t *testing.T) {
 	for _, f := range []func(*config.Bond){
 		func(c *config.Bond) { c.Mode = config.ModeBroadcast; c.XmitHashPolicy = 1 },
 		func(c *config.Bond) { c.Name = "bond1" },
-		func(c *config.Bond) { c.ArpInterval, c.ArpIPTargets = 100, make([]netip.Addr, 40) },
+		func(c *config.Bond) { c.Miimon, c.ArpInterval, c.ArpIPTargets = 0, 100, make([]netip.Addr, 40) },
 	} {
 		c := b.Config()
 		f(&c)

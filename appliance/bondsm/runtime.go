@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/alb"
@@ -120,62 +121,78 @@ func (b *Bond) RemoveMember(now time.Time, name string) (int, Output, error) {
 
 // Reconfigure applies new validated options (the same members: per-slave
 // options and the member list only change through AddMember and
-// RemoveMember, and c.Slaves is ignored). Each changed option takes effect
-// where it is used:
-//   - snapshot: xmit_hash_policy, packets_per_slave, all_slaves_active,
-//     primary, primary_reselect (the active slave is selected again);
-//   - MII: miimon, updelay, downdelay, use_carrier (the running delays use
-//     the new values at the next Tick; the caller polls at the new miimon
-//     and reads carrier as use_carrier says);
-//   - LACP: lacp_rate, ad_select, ad_actor_sys_prio, ad_actor_system,
-//     lacp_active, min_links, coupled_control through the System's
-//     SetConfig; ad_user_port_key, which lacp cannot change on a port, by
-//     removing and adding every port again (each tells its partner with a
-//     last LACPDU and negotiates again with the new key);
-//   - ARP/NS monitor and notifier: rebuilt when one of their options
-//     changed (counters kept);
-//   - tlb/alb: tlb_dynamic_lb, lp_interval, all_slaves_active: alb's state
-//     is rebuilt with the new options and the links and the active slave
-//     applied again (rlb clients are learnt again).
+// RemoveMember, and c.Slaves is ignored). It dispatches from the option
+// table (config.Options): the changed bond options are those whose
+// Current value differs, and each takes effect where its Effect says:
+//   - EffectSnapshot: the forwarding snapshot is rebuilt (xmit_hash_policy,
+//     packets_per_slave, all_slaves_active, broadcast_neighbor, primary,
+//     primary_reselect: the active slave is selected again; active_slave
+//     as SetActiveSlave applies it);
+//   - EffectMII: nothing is rebuilt: updelay and downdelay are read at the
+//     next Link and Tick; the caller polls at the new miimon and reads the
+//     carrier as use_carrier says (Config);
+//   - EffectLACP: the System's SetConfig (lacp_rate, ad_select,
+//     ad_actor_sys_prio, ad_actor_system, lacp_active, min_links,
+//     coupled_control); ad_user_port_key, which lacp cannot change on a
+//     port, by removing and adding every port again (each tells its
+//     partner with a last LACPDU and negotiates again with the new key);
+//   - EffectMonitor: the ARP/NS monitor and the peer notifier are rebuilt
+//     (counters kept);
+//   - EffectALB: tlb/alb's state is rebuilt with the new options and the
+//     links and the active slave applied again (rlb clients are learnt
+//     again);
+//   - EffectRestart (name, mode, mac, mtu, vlans, force, fail_over_mac):
+//     refused; the bond has to be re-created.
 //
-// name and mode cannot change. On error nothing changes.
+// On error nothing changes.
 func (b *Bond) Reconfigure(now time.Time, c config.Bond) (Output, error) {
 	b.begin(now)
-	if c.Name != b.cfg.Name {
-		return Output{}, fmt.Errorf("bond %s: name cannot change (to %q)", b.cfg.Name, c.Name)
-	}
-	if c.Mode != b.cfg.Mode {
-		return Output{}, fmt.Errorf("bond %s: mode cannot change while the bond has slaves", b.cfg.Name)
-	}
-	if c.XmitHashPolicy < 0 || c.PrimaryReselect < 0 || c.ADUserPortKey < 0 || c.ADUserPortKey > lacp.MaxUserKey {
-		return Output{}, fmt.Errorf("bond %s: options out of range", b.cfg.Name)
-	}
+	bn := b.cfg.Name
 	nc := c.Clone()
 	nc.Slaves = slices.Clone(b.cfg.Slaves)
 	old := b.cfg
+	eff, changed := changedOptions(&old, &nc)
+	if eff.Has(config.EffectRestart) {
+		var names []string
+		for _, o := range changed {
+			if o.Effect.Has(config.EffectRestart) {
+				names = append(names, o.Name)
+			}
+		}
+		return Output{}, fmt.Errorf("bond %s: %s cannot change on a running bond (re-create it: bond del, bond add); nothing changed",
+			bn, strings.Join(names, ", "))
+	}
+	if nc.XmitHashPolicy < 0 || nc.PrimaryReselect < 0 || nc.ADUserPortKey < 0 || nc.ADUserPortKey > lacp.MaxUserKey {
+		return Output{}, fmt.Errorf("bond %s: options out of range", bn)
+	}
+	activeChanged := nc.ActiveSlave != old.ActiveSlave
+	if activeChanged {
+		if err := b.canSetActive(nc.ActiveSlave); err != nil {
+			return Output{}, err
+		}
+	}
 	// Build everything that can fail first.
 	var ms *monState
-	monChanged := !reflect.DeepEqual(monitorFields(old), monitorFields(nc))
-	if monChanged {
+	if eff.Has(config.EffectMonitor) {
 		var err error
 		if ms, err = b.newMonitor(nc, false); err != nil {
-			return Output{}, fmt.Errorf("bond %s: ARP/NS monitor: %w", b.cfg.Name, err)
+			return Output{}, fmt.Errorf("bond %s: ARP/NS monitor: %w", bn, err)
 		}
 	}
 	var nalb *alb.Bond
-	if b.alb != nil && !reflect.DeepEqual(albFields(old), albFields(nc)) {
+	if eff.Has(config.EffectALB) && b.alb != nil {
 		var err error
 		if nalb, err = b.newALB(nc); err != nil {
-			return Output{}, fmt.Errorf("bond %s: %s: %w", b.cfg.Name, b.mode, err)
+			return Output{}, fmt.Errorf("bond %s: %s: %w", bn, b.mode, err)
 		}
 	}
 	var lc lacp.Config
 	lcChanged := false
-	if b.ad != nil {
+	if eff.Has(config.EffectLACP) && b.ad != nil {
 		lc = b.lacpConfig(nc)
 		if lc != b.lacpConfig(old) {
 			if _, err := lacp.New(lc, nil); err != nil {
-				return Output{}, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
+				return Output{}, fmt.Errorf("bond %s: 802.3ad: %w", bn, err)
 			}
 			lcChanged = true
 		}
@@ -183,32 +200,64 @@ func (b *Bond) Reconfigure(now time.Time, c config.Bond) (Output, error) {
 	// Commit.
 	if lcChanged {
 		if err := b.ad.sys.SetConfig(lc); err != nil {
-			return Output{}, fmt.Errorf("bond %s: 802.3ad: %w", b.cfg.Name, err)
+			return Output{}, fmt.Errorf("bond %s: 802.3ad: %w", bn, err)
 		}
 	}
 	b.cfg = nc
 	b.hash = policy.HashPolicy(nc.XmitHashPolicy)
-	if b.ad != nil && nc.ADUserPortKey != old.ADUserPortKey {
-		for _, m := range b.members {
-			if m.removed {
-				continue
-			}
-			b.ad.sys.RemovePort(m.idx)
-			if err := b.ad.sys.AddPort(m.idx, b.portConfig(m, nc.ADUserPortKey)); err != nil {
-				// cannot happen: the key was range-checked and the number is free again
-				b.log("802.3ad: port not added back", "bond", nc.Name, "slave", m.name, "err", err.Error())
-				continue
-			}
-			b.adLink(m)
-		}
+	if eff.Has(config.EffectLACP) && b.ad != nil && nc.ADUserPortKey != old.ADUserPortKey {
+		b.rekeyPorts(nc.ADUserPortKey)
 	}
-	if monChanged {
+	if eff.Has(config.EffectMonitor) {
 		b.swapMonitor(ms)
 	}
 	if nalb != nil {
 		b.replaceALB(nalb)
 	}
-	b.adMaybeRebuild()
-	b.rebuild()
+	if activeChanged {
+		b.applyActive(nc.ActiveSlave)
+	}
+	if eff.Has(config.EffectLACP) {
+		b.adMaybeRebuild()
+	}
+	if eff&(config.EffectSnapshot|config.EffectMonitor|config.EffectALB) != 0 {
+		b.rebuild()
+	}
 	return b.finish(), nil
+}
+
+// changedOptions returns the bond options (of the option table) whose
+// values differ between a and z, and the union of their effects. slaves is
+// left out: members change through AddMember and RemoveMember.
+func changedOptions(a, z *config.Bond) (config.Effect, []config.Option) {
+	var eff config.Effect
+	var changed []config.Option
+	for _, o := range config.Options() {
+		if o.Section != config.SectionBond || o.Name == "slaves" {
+			continue
+		}
+		if !reflect.DeepEqual(o.Current(a), o.Current(z)) {
+			eff |= o.Effect
+			changed = append(changed, o)
+		}
+	}
+	return eff, changed
+}
+
+// rekeyPorts gives every LACP port the new ad_user_port_key: lacp cannot
+// change a port's key, so each is removed (a last LACPDU tells the
+// partner) and added again.
+func (b *Bond) rekeyPorts(key int) {
+	for _, m := range b.members {
+		if m.removed {
+			continue
+		}
+		b.ad.sys.RemovePort(m.idx)
+		if err := b.ad.sys.AddPort(m.idx, b.portConfig(m, key)); err != nil {
+			// cannot happen: the key was range-checked and the number is free again
+			b.log("802.3ad: port not added back", "bond", b.cfg.Name, "slave", m.name, "err", err.Error())
+			continue
+		}
+		b.adLink(m)
+	}
 }

@@ -751,7 +751,8 @@ func (o Option) Current(b *Bond) any {
 }
 
 // Apply stores v (as Parse returns it) in b and records the option as
-// given. It does not check cross-option rules: validate the configuration
+// given; num_grat_arp and num_unsol_na, one setting, both take v. It does
+// not check cross-option rules: validate the configuration
 // (Config.Validate) after applying, and check Flags against the bond's
 // state first.
 func (o Option) Apply(b *Bond, v any) error {
@@ -762,11 +763,18 @@ func (o Option) Apply(b *Bond, v any) error {
 		return fmt.Errorf("%s: %w", o.Name, err)
 	}
 	o.set(nil, b, nil, v)
+	if a, ok := lookupIn(SectionBond, aliasOf[o.Name]); ok {
+		a.set(nil, b, nil, v) // one setting under two names
+	}
 	if b.explicit != nil {
 		b.explicit[o.Name] = true
 	}
 	return nil
 }
+
+// aliasOf names the other key of a bond setting that has two names, as
+// bonding's sysfs (setting one sets both).
+var aliasOf = map[string]string{"num_grat_arp": "num_unsol_na", "num_unsol_na": "num_grat_arp"}
 
 // hasStaticDefault reports whether Default holds the default (rather than
 // the option being required or its default computed).

@@ -246,6 +246,7 @@ func TestApply(t *testing.T) {
 	b := DefaultBond("bond0", "m0", "m1")
 	for _, tt := range []struct{ name, value string }{
 		{"mode", "active-backup"}, {"miimon", "200"}, {"primary", "m1"}, {"arp_ip_target", "10.0.0.1"},
+		{"num_unsol_na", "3"}, // an alias: num_grat_arp follows, or Validate would refuse
 	} {
 		o, _ := LookupOption(tt.name)
 		v, err := o.Parse(tt.value)
@@ -256,7 +257,8 @@ func TestApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if b.Mode != ModeActiveBackup || b.Miimon != 200 || b.Primary != "m1" || len(b.ArpIPTargets) != 1 {
+	if b.Mode != ModeActiveBackup || b.Miimon != 200 || b.Primary != "m1" || len(b.ArpIPTargets) != 1 ||
+		b.NumGratARP != 3 || b.NumUnsolNA != 3 {
 		t.Errorf("Apply: got %+v", b)
 	}
 	o, _ := LookupOption("mode")

@@ -376,7 +376,7 @@ var picks = [...]pickFunc{
 	policy.ActiveBackup: pickActive,
 	policy.BalanceXOR:   pickHash,
 	policy.Broadcast:    pickBroadcast,
-	policy.IEEE8023AD:   pickHash,
+	policy.IEEE8023AD:   pickAD,
 	policy.BalanceTLB:   pickALB,
 	policy.BalanceALB:   pickALB,
 }
@@ -413,6 +413,17 @@ func pickRR(l *Lane, b *Bond, s *Snapshot, _ []*Port, _ rings.Desc, frame []byte
 // transmitting members.
 func pickHash(_ *Lane, _ *Bond, s *Snapshot, _ []*Port, _ rings.Desc, frame []byte) int {
 	return s.TX[policy.SlaveIndex(policy.Hash(frame, s.Hash), len(s.TX))]
+}
+
+// pickAD is 802.3ad: pickHash, but with broadcast_neighbor the ARP and
+// IPv6 neighbour solicitation/advertisement frames the host sends go out
+// on every transmitting member, as in broadcast mode (bonding's
+// bond_should_broadcast_neighbor).
+func pickAD(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame []byte) int {
+	if s.BroadcastNeighbor && isNeighbour(frame) {
+		return pickBroadcast(l, b, s, members, d, frame)
+	}
+	return pickHash(l, b, s, members, d, frame)
 }
 
 // pickBroadcast queues a copy on every transmitting member but the last

@@ -333,3 +333,96 @@ func BenchmarkLaneTLB(b *testing.B) {
 		XmitHash: func(f []byte) uint32 { return policy.Hash(f, policy.Layer34) }}
 	benchForward(b, snap)
 }
+
+// vlanARPFrame builds an ARP request, behind a VLAN tag when vlan != 0.
+func vlanARPFrame(vlan uint16) []byte {
+	f := make([]byte, 0, 64)
+	f = append(f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x02)
+	if vlan != 0 {
+		f = binary.BigEndian.AppendUint16(f, 0x8100)
+		f = binary.BigEndian.AppendUint16(f, vlan)
+	}
+	f = binary.BigEndian.AppendUint16(f, 0x0806)
+	f = append(f, 0, 1, 8, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0x02, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1)
+	return f[:cap(f)]
+}
+
+// icmp6Frame builds an IPv6 ICMPv6 frame of the given type (135 neighbour
+// solicitation, 136 advertisement, 128 echo request, 133 router
+// solicitation).
+func icmp6Frame(typ byte) []byte {
+	f := make([]byte, 86)
+	copy(f[0:6], []byte{0x33, 0x33, 0xff, 0, 0, 1})
+	copy(f[6:12], []byte{0x02, 0, 0, 0, 0, 0x02})
+	binary.BigEndian.PutUint16(f[12:], 0x86dd)
+	ip := f[14:]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], 32)
+	ip[6], ip[7] = 58, 255
+	ip[8], ip[9] = 0xfe, 0x80
+	ip[24], ip[25] = 0xff, 0x02
+	ip[40] = typ
+	return f
+}
+
+// 802.3ad with broadcast_neighbor: ARP and IPv6 NS/NA frames the host
+// sends leave on every transmitting member, everything else on the one
+// the hash picks; without it every frame leaves on one member.
+func TestLaneBroadcastNeighbor(t *testing.T) {
+	frames := []struct {
+		name      string
+		frame     []byte
+		neighbour bool
+	}{
+		{"ARP", vlanARPFrame(0), true},
+		{"ARP in VLAN 7", vlanARPFrame(7), true},
+		{"neighbour solicitation", icmp6Frame(135), true},
+		{"neighbour advertisement", icmp6Frame(136), true},
+		{"ICMPv6 echo", icmp6Frame(128), false},
+		{"router solicitation", icmp6Frame(133), false},
+		{"UDP", udpFrame(1, 2, 3), false},
+	}
+	for _, on := range []bool{false, true} {
+		for _, fc := range frames {
+			name := fc.name + map[bool]string{false: " off", true: " on"}[on]
+			t.Run(name, func(t *testing.T) {
+				// member 1 is not distributing: it never gets a copy
+				r := newRig(t, 4, &Snapshot{Mode: policy.IEEE8023AD, Hash: policy.Layer2, TX: []int{0, 2, 3}, Active: 0, RX: 0b1101,
+					BroadcastNeighbor: on})
+				r.hostToMembers([][]byte{fc.frame})
+				var got []int
+				for m, sp := range r.members {
+					for _, f := range sp.Sent() {
+						if string(f) != string(fc.frame) {
+							t.Fatalf("member %d sent % x, want % x", m, f, fc.frame)
+						}
+						got = append(got, m)
+					}
+				}
+				want := 1
+				if on && fc.neighbour {
+					want = 3
+					if len(got) != 3 || got[0] != 0 || got[1] != 2 || got[2] != 3 {
+						t.Fatalf("copies on members %v, want [0 2 3]", got)
+					}
+				}
+				if len(got) != want {
+					t.Fatalf("sent on members %v, want %d copies", got, want)
+				}
+				if d := r.host.port.Stats.DropNoFrame.Load() + r.host.port.Stats.DropNoSlave.Load(); d != 0 {
+					t.Fatalf("%d drops", d)
+				}
+				if err := r.u.CheckLedger(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkLane8023ADBroadcastNeighbor forwards 64-byte UDP frames host ->
+// 2 members in 802.3ad with broadcast_neighbor on: the neighbour check on
+// every frame costs no allocation.
+func BenchmarkLane8023ADBroadcastNeighbor(b *testing.B) {
+	benchForward(b, &Snapshot{Mode: policy.IEEE8023AD, Hash: policy.Layer34, TX: []int{0, 1}, Active: 0, RX: 3, BroadcastNeighbor: true})
+}

@@ -42,6 +42,10 @@ type Snapshot struct {
 	// discovery frames received on members are also copied to control
 	// (whether or not they are delivered to the host).
 	CopyARP bool
+	// BroadcastNeighbor is 802.3ad's broadcast_neighbor: ARP and IPv6
+	// neighbour solicitation/advertisement frames the host sends are
+	// copied to every member in TX instead of hashed to one.
+	BroadcastNeighbor bool
 	// ALB is the transmit table of a balance-tlb or balance-alb bond
 	// (built by appliance/alb, whose Table aliases policy.ALBTable).
 	ALB *policy.ALBTable
