@@ -204,7 +204,7 @@ func (s *controlServer) conn(c net.Conn, a *Appliance) {
 	defer c.Close()
 	if err := s.allowConn(c); err != nil {
 		s.log.Warn("control socket: connection refused", "err", err)
-		s.refuse(c, err.Error())
+		s.refuse(c, err.Error(), true)
 		return
 	}
 	select {
@@ -212,7 +212,7 @@ func (s *controlServer) conn(c net.Conn, a *Appliance) {
 		defer func() { <-s.slots }()
 	default:
 		s.log.Warn("control socket: too many clients", "max_clients", cap(s.slots))
-		s.refuse(c, fmt.Sprintf("too many clients: %d connections are being served (control.max_clients); try again later", cap(s.slots)))
+		s.refuse(c, fmt.Sprintf("too many clients: %d connections are being served (control.max_clients); try again later", cap(s.slots)), true)
 		return
 	}
 	end := make(chan struct{})
@@ -231,14 +231,25 @@ func (s *controlServer) conn(c net.Conn, a *Appliance) {
 		// recoverPanic)
 		if v := recover(); v != nil {
 			s.log.Error("control socket: panic serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			s.refuse(c, "internal error (logged by the appliance)")
+			s.refuse(c, "internal error (logged by the appliance)", false)
 		}
 	}()
 	a.serve(c, s.done)
 }
 
-// refuse writes one error answer.
-func (s *controlServer) refuse(c net.Conn, msg string) {
+// refuse writes one error answer. With readFirst it reads the request
+// line first (for at most refuseTimeout), so that the client's write does
+// not fail on the closed connection before it could read the answer.
+func (s *controlServer) refuse(c net.Conn, msg string, readFirst bool) {
+	if readFirst {
+		_ = c.SetReadDeadline(time.Now().Add(refuseTimeout))
+		br := bufio.NewReaderSize(c, 4096)
+		for n := 0; n < maxRequest; n += 4096 {
+			if _, err := br.ReadSlice('\n'); !errors.Is(err, bufio.ErrBufferFull) {
+				break
+			}
+		}
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(refuseTimeout))
 	_ = json.NewEncoder(c).Encode(&Response{Error: msg})
 }
@@ -538,11 +549,14 @@ func CallTimeout(path string, req Request, timeout time.Duration) (*Response, er
 	if timeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(timeout))
 	}
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
-	}
+	// a write error (the appliance refused and closed) may still leave
+	// its answer to read
+	werr := json.NewEncoder(c).Encode(req)
 	var resp Response
 	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("control socket %s: %w", path, werr)
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &TimeoutError{Cmd: req.Cmd, After: timeout}
 		}
