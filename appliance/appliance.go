@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -59,7 +60,7 @@ type Appliance struct {
 	// workMu is held while the worker runs a job, and for good by
 	// EmergencyRestore: after it the worker runs nothing more.
 	workMu   sync.Mutex
-	restored bool // under workMu: EmergencyRestore ran
+	restored atomic.Bool // the devices are restored (by Close or EmergencyRestore)
 
 	crashMu  sync.Mutex
 	crash    chan struct{} // closed at the first panic recovered
@@ -243,7 +244,7 @@ func (a *Appliance) runWorker() {
 func (a *Appliance) runJob(job func(*worker)) {
 	a.workMu.Lock()
 	defer a.workMu.Unlock()
-	if a.restored {
+	if a.restored.Load() {
 		return // the devices are restored: the process is exiting
 	}
 	job(a.w)
@@ -310,11 +311,13 @@ func (a *Appliance) EmergencyRestore(wait time.Duration) error {
 	}
 	if !locked {
 		a.log.Error("the device worker is stuck in a job; restoring the devices without it", "waited", wait)
-	} else if a.restored {
-		a.workMu.Unlock()
+	}
+	if a.restored.Swap(true) {
+		if locked {
+			a.workMu.Unlock()
+		}
 		return nil
 	}
-	a.restored = true
 	var errs []error
 	for _, at := range a.w.attach {
 		errs = append(errs, at.Detach())
@@ -360,8 +363,7 @@ func (a *Appliance) close() error {
 		errs = append(errs, a.checkLedger())
 	}
 	a.workMu.Lock() // the worker has ended: this only orders with EmergencyRestore
-	if !a.restored {
-		a.restored = true
+	if !a.restored.Swap(true) {
 		errs = append(errs, a.w.teardown())
 	}
 	a.workMu.Unlock()
