@@ -22,7 +22,9 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -54,6 +56,15 @@ type Appliance struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// workMu is held while the worker runs a job, and for good by
+	// EmergencyRestore: after it the worker runs nothing more.
+	workMu   sync.Mutex
+	restored atomic.Bool // the devices are restored (by Close or EmergencyRestore)
+
+	crashMu  sync.Mutex
+	crash    chan struct{} // closed at the first panic recovered
+	crashErr error
 }
 
 // preflight checks everything that can be checked without changing the
@@ -158,7 +169,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		}
 		a.umems = append(a.umems, u)
 		cpu := dp.Cores[q%len(dp.Cores)]
-		l := lane.New(lane.Config{ID: q, CPU: cpu, Batch: dp.Batch, RingSize: dp.RingSize, Adaptive: dp.Poll == "adaptive"}, u, nil)
+		l := lane.New(lane.Config{ID: q, CPU: cpu, Batch: dp.Batch, RingSize: dp.RingSize, Adaptive: dp.Poll == "adaptive",
+			OnPanic: a.panicked(fmt.Sprintf("lane %d", q))}, u, nil)
 		a.lanes = append(a.lanes, l)
 		log.Info("lane ready", "lane", q, "cpu", cpu, "umem_frames", frames, "hugepages", u.HugePages(), "ledger", a.ledger)
 	}
@@ -189,7 +201,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		l.Start()
 	}
 	a.startLoops(c)
-	srv, err := startControl(cfg.Control.Socket, a)
+	srv, err := startControl(cfg.Control, a)
 	if err != nil {
 		a.stopLoops()
 		for _, l := range a.lanes {
@@ -206,8 +218,14 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 // the worker.
 func (a *Appliance) startLoops(c *ctl) {
 	a.c = c
-	go a.runWorker()
-	go c.run()
+	go func() {
+		defer a.recoverPanic("device worker")
+		a.runWorker()
+	}()
+	go func() {
+		defer a.recoverPanic("control loop")
+		c.run()
+	}()
 }
 
 // runWorker runs the worker's jobs in order until the appliance stops.
@@ -218,9 +236,100 @@ func (a *Appliance) runWorker() {
 		case <-a.stop:
 			return
 		case job := <-a.jobs:
-			job(a.w)
+			a.runJob(job)
 		}
 	}
+}
+
+func (a *Appliance) runJob(job func(*worker)) {
+	a.workMu.Lock()
+	defer a.workMu.Unlock()
+	if a.restored.Load() {
+		return // the devices are restored: the process is exiting
+	}
+	job(a.w)
+}
+
+// Crashed is closed when a lane, the control loop or the device worker
+// panicked. The panic is logged with its stack; the appliance no longer
+// works as it should: the caller should Close it (bounded, with
+// EmergencyRestore when Close does not return) and exit non-zero.
+func (a *Appliance) Crashed() <-chan struct{} {
+	a.crashMu.Lock()
+	defer a.crashMu.Unlock()
+	return a.crashCh()
+}
+
+// crashCh makes the crash channel on first use (under crashMu).
+func (a *Appliance) crashCh() chan struct{} {
+	if a.crash == nil {
+		a.crash = make(chan struct{})
+	}
+	return a.crash
+}
+
+// CrashErr describes the first panic (nil when none).
+func (a *Appliance) CrashErr() error {
+	a.crashMu.Lock()
+	defer a.crashMu.Unlock()
+	return a.crashErr
+}
+
+// panicked returns the panic report of the goroutine named where.
+func (a *Appliance) panicked(where string) func(v any, stack []byte) {
+	return func(v any, stack []byte) {
+		a.log.Error("panic: "+where+" stopped; the appliance must restore the devices and exit",
+			"panic", fmt.Sprint(v), "stack", string(stack))
+		a.crashMu.Lock()
+		defer a.crashMu.Unlock()
+		if a.crashErr == nil {
+			a.crashErr = fmt.Errorf("%s panicked: %v", where, v)
+			close(a.crashCh())
+		}
+	}
+}
+
+// recoverPanic, deferred by a goroutine, reports its panic.
+func (a *Appliance) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		a.panicked(where)(v, debug.Stack())
+	}
+}
+
+// EmergencyRestore undoes the device changes now, for a process that
+// exits right after and cannot wait for Close (stuck, or a second signal):
+// it detaches the XDP programs and replays the change journal. It waits up
+// to wait for the device worker to finish its job, then goes ahead anyway;
+// the worker runs no job after it. Sockets, TAP queues and memory are left
+// to the process exit. After Close has restored, it does nothing.
+func (a *Appliance) EmergencyRestore(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	locked := a.workMu.TryLock()
+	for !locked && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		locked = a.workMu.TryLock()
+	}
+	if !locked {
+		a.log.Error("the device worker is stuck in a job; restoring the devices without it", "waited", wait)
+	}
+	if a.restored.Swap(true) {
+		if locked {
+			a.workMu.Unlock()
+		}
+		return nil
+	}
+	var errs []error
+	for _, at := range a.w.attach {
+		errs = append(errs, at.Detach())
+	}
+	a.w.attach = nil
+	errs = append(errs, a.w.journal.Restore())
+	err := errors.Join(errs...)
+	a.log.Info("devices restored (emergency)", "restore_errors", err)
+	if locked {
+		a.workMu.Unlock()
+	}
+	return err
 }
 
 // stopLoops ends the control loop and the worker and waits for both.
@@ -253,7 +362,11 @@ func (a *Appliance) close() error {
 	if a.ledger {
 		errs = append(errs, a.checkLedger())
 	}
-	errs = append(errs, a.w.teardown())
+	a.workMu.Lock() // the worker has ended: this only orders with EmergencyRestore
+	if !a.restored.Swap(true) {
+		errs = append(errs, a.w.teardown())
+	}
+	a.workMu.Unlock()
 	for _, u := range a.umems {
 		errs = append(errs, u.Close())
 	}

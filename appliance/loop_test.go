@@ -78,7 +78,7 @@ func testAppliance(t *testing.T, bonds ...config.Bond) *Appliance {
 	}
 	c.publishLayouts()
 	a.startLoops(c)
-	srv, err := startControl(cfg.Control.Socket, a)
+	srv, err := startControl(cfg.Control, a)
 	if err != nil {
 		t.Fatal(err)
 	}

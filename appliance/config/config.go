@@ -137,7 +137,9 @@ type Dataplane struct {
 
 // Control configures the control socket.
 type Control struct {
-	Socket string // socket: path of the control socket
+	Socket     string // socket: path of the control socket
+	Group      string // group: group whose members may use the socket ("" = root only)
+	MaxClients int    // max_clients: concurrent connections
 }
 
 // Log configures logging.

@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		"dataplane.host_device": "veth",
 		"dataplane.hugepages":   true,
 		"control.socket":        "/run/bond-appliance/control.sock",
+		"control.group":         "",
+		"control.max_clients":   16,
 		"log.level":             "info",
 		"log.format":            "text",
 		"metrics.listen":        "",

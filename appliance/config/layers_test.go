@@ -92,6 +92,8 @@ func TestLayerErrors(t *testing.T) {
 			[]string{`--set "log.format=xml" (log.format): invalid value "xml" (allowed: text, json)`}},
 		{"bad socket path", bond, []string{"BOND_APPLIANCE_CONTROL_SOCKET=relative.sock"}, nil,
 			[]string{`BOND_APPLIANCE_CONTROL_SOCKET (control.socket): "relative.sock" is not an absolute path`}},
+		{"bad control group", bond, []string{"BOND_APPLIANCE_CONTROL_GROUP=-x"}, nil,
+			[]string{`BOND_APPLIANCE_CONTROL_GROUP (control.group): "-x" is not a group name (allowed: letters, digits, '_', '.', '-', not starting with a digit or '-')`}},
 		{"unknown env key", bond, []string{"BOND_APPLIANCE_DATAPLANE_POLLL=busy"}, nil,
 			[]string{`BOND_APPLIANCE_DATAPLANE_POLLL: unknown key "POLLL" in dataplane (did you mean BOND_APPLIANCE_DATAPLANE_POLL?)`}},
 		{"env key in lower case", bond, []string{"BOND_APPLIANCE_LOG_level=warn"}, nil,

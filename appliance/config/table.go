@@ -210,6 +210,25 @@ func checkSocket(v any) error {
 	return nil
 }
 
+// checkGroup checks the syntax of a group name (whether the group exists
+// is checked when the appliance starts).
+func checkGroup(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	if len(s) > 32 {
+		return fmt.Errorf("%q is %d bytes long (allowed: a group name of at most 32 bytes)", s, len(s))
+	}
+	for i, r := range s {
+		ok := r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r == '-' || r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("%q is not a group name (allowed: letters, digits, '_', '.', '-', not starting with a digit or '-')", s)
+		}
+	}
+	return nil
+}
+
 func checkListen(v any) error {
 	s := v.(string)
 	if s == "" {
@@ -308,6 +327,14 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup, check: checkSocket,
 		Desc: "Path of the control socket."},
 		func(c *Config) *string { return &c.Control.Socket }),
+	cfgField(SectionControl, Option{Name: "group", Kind: KindString, Default: "",
+		Flags: FlagExtension | FlagStartup, check: checkGroup,
+		Desc: "Group whose members may use the control socket besides root (the socket gets mode 0660 and this group, its directory 0750); empty: root only."},
+		func(c *Config) *string { return &c.Control.Group }),
+	cfgField(SectionControl, Option{Name: "max_clients", Kind: KindInt, Min: 1, Max: 1024, Default: "16",
+		Flags: FlagExtension | FlagStartup,
+		Desc:  "Control socket connections served at once; one more is answered \"too many clients\" and closed."},
+		func(c *Config) *int { return &c.Control.MaxClients }),
 
 	// metrics
 	cfgField(SectionMetrics, Option{Name: "listen", Kind: KindString, Default: "",

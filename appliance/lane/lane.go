@@ -2,6 +2,7 @@ package lane
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -128,6 +129,10 @@ type Config struct {
 	Batch    int
 	RingSize int
 	Adaptive bool
+	// OnPanic, when set, is called with a panic's value and stack if
+	// the loop panics (the lane then stops, as after Stop); without it
+	// the panic goes on.
+	OnPanic func(v any, stack []byte)
 }
 
 // Lane is one busy-polling loop.
@@ -780,6 +785,14 @@ const spinsBeforeSleep = 2000
 // time, so an idle box does not burn its cores.
 func (l *Lane) Run() {
 	defer close(l.done)
+	defer func() {
+		if l.cfg.OnPanic == nil {
+			return
+		}
+		if v := recover(); v != nil {
+			l.cfg.OnPanic(v, debug.Stack())
+		}
+	}()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if l.cfg.CPU >= 0 {

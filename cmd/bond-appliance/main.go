@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,7 +67,15 @@ func usage(w io.Writer) {
   bond-appliance import [--modprobe FILE|DIR] [--interfaces FILE] [--ifcfg DIR|FILE] [--kernel BOND] [-o FILE [--force]]
   bond-appliance version
 `)
+	fmt.Fprint(w, clientNotes)
 }
+
+// clientNotes ends the usage text.
+const clientNotes = `
+status, set, slave, bond and reload take --timeout DURATION: how long to wait
+for the answer (reload, bond, slave: 2m; status, set: 10s; 0: no limit). A
+timeout does not cancel the operation: it may still be in progress.
+`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
@@ -106,13 +115,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cfgPath == "" || fs.NArg() > 0 {
+	if fs.NArg() > 0 {
+		if fs.Arg(0) == args[0] {
+			fmt.Fprintf(stderr, "bond-appliance: unknown command %q\n", args[0])
+		} else {
+			fmt.Fprintf(stderr, "bond-appliance: unexpected argument %q\n", fs.Arg(0))
+		}
+		usage(stderr)
+		return 2
+	}
+	if *cfgPath == "" {
 		usage(stderr)
 		return 2
 	}
 	cfg, warnings, err := config.LoadWith(*cfgPath, environ(), overrides)
 	if err != nil {
-		fmt.Fprintf(stderr, "bond-appliance: %s: %v\n", *cfgPath, err)
+		fail(stderr, *cfgPath+": ", err)
 		return 1
 	}
 	log := newLogger(cfg, stderr)
@@ -123,18 +141,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: configuration OK (%d bond(s))\n", *cfgPath, len(cfg.Bonds))
 		return 0
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(term)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	a, err := appliance.Start(cfg, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "bond-appliance: %v\n", err)
+		fail(stderr, "", err)
 		return 1
 	}
 	a.SetConfigSource(*cfgPath, environ(), overrides)
-	metricsCtx, stopMetrics := context.WithCancel(ctx)
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	metricsDone := make(chan struct{})
 	if cfg.Metrics.Listen != "" {
@@ -152,30 +171,123 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Warn("sd_notify", "err", err)
 	}
 	_ = sdnotify.Status(fmt.Sprintf("%d bond(s) up", len(cfg.Bonds)))
+	return supervise(a, term, hup, log, stderr, func() {
+		stopMetrics()
+		<-metricsDone // no scrape reads the appliance while it closes
+	})
+}
+
+// daemon is what supervise needs of a running appliance.
+type daemon interface {
+	Reload(path string) ([]string, error)
+	Close() error
+	EmergencyRestore(wait time.Duration) error
+	Crashed() <-chan struct{}
+	CrashErr() error
+}
+
+// shutdownGrace bounds a shutdown: when Close has not returned this long
+// after the signal, the devices are restored directly and the process
+// exits (a variable for the tests).
+var shutdownGrace = 3 * time.Second
+
+// supervise runs the appliance until SIGINT/SIGTERM on term or a crash,
+// and returns the exit code.
+//
+// SIGHUP on hup reloads the configuration on its own goroutine, one reload
+// at a time; SIGHUPs during a reload make one more reload after it. A
+// termination signal starts shutdown at once, even during a reload (the
+// reload is abandoned by Close). Shutdown is bounded: a second signal, or
+// Close not returning within shutdownGrace, restores the devices directly
+// (EmergencyRestore) and exits non-zero ("forced"). A panic in the
+// appliance (Crashed) shuts down the same way and exits non-zero, so
+// systemd restarts it.
+func supervise(a daemon, term, hup <-chan os.Signal, log *slog.Logger, stderr io.Writer, beforeClose func()) int {
+	reloads := make(chan struct{}, 1) // a pending reload; more coalesce into it
+	quit := make(chan struct{})
+	var stopping atomic.Bool
+	go func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case <-reloads:
+			}
+			_ = sdnotify.Reloading()
+			changes, err := a.Reload("")
+			switch {
+			case err != nil && stopping.Load():
+				log.Info("reload abandoned: shutting down", "err", err)
+			case err != nil:
+				log.Error("reload failed; the running configuration is unchanged", "err", err)
+			default:
+				log.Info("reload applied", "changes", len(changes), "detail", changes)
+			}
+			if !stopping.Load() {
+				_ = sdnotify.Ready()
+			}
+		}
+	}()
+	var reason string
+	crashed := false
 loop:
 	for {
 		select {
 		case <-hup:
-			_ = sdnotify.Reloading()
-			if changes, err := a.Reload(""); err != nil {
-				log.Error("reload failed; the running configuration is unchanged", "err", err)
-			} else {
-				log.Info("reload applied", "changes", len(changes), "detail", changes)
+			select {
+			case reloads <- struct{}{}:
+			default: // one is pending already
 			}
-			_ = sdnotify.Ready()
-		case <-ctx.Done():
+		case sig := <-term:
+			reason = sig.String()
+			break loop
+		case <-a.Crashed():
+			reason, crashed = fmt.Sprint(a.CrashErr()), true
 			break loop
 		}
 	}
+	stopping.Store(true)
+	close(quit)
 	_ = sdnotify.Stopping()
-	log.Info("shutting down", "reason", context.Cause(ctx))
-	stopMetrics()
-	<-metricsDone // no scrape reads the appliance while it closes
-	if err := a.Close(); err != nil {
-		fmt.Fprintf(stderr, "bond-appliance: shutdown: %v\n", err)
-		return 1
+	if crashed {
+		log.Error("shutting down after a panic; exiting non-zero", "reason", reason)
+	} else {
+		log.Info("shutting down", "reason", reason)
 	}
-	return 0
+	closed := make(chan error, 1)
+	go func() {
+		beforeClose()
+		closed <- a.Close()
+	}()
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+	select {
+	case err := <-closed:
+		if err != nil {
+			fail(stderr, "shutdown: ", err)
+			return 1
+		}
+		if crashed {
+			return 1
+		}
+		return 0
+	case sig := <-term:
+		log.Error("forced exit: second signal during shutdown; restoring the devices now", "signal", sig.String())
+	case <-grace.C:
+		log.Error("forced exit: shutdown did not finish in time; restoring the devices now", "after", shutdownGrace)
+	}
+	if err := a.EmergencyRestore(time.Second); err != nil {
+		fail(stderr, "forced shutdown: ", err)
+	}
+	return 1
+}
+
+// fail prints an error to w, every line of it with the program's name and
+// prefix (an error can span lines: errors.Join).
+func fail(w io.Writer, prefix string, err error) {
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintln(w, "bond-appliance: "+prefix+line)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -207,6 +319,14 @@ func socketFlags(fs *flag.FlagSet) func() (string, error) {
 	}
 }
 
+// timeoutFlag adds --timeout to a client command: how long to wait for
+// the appliance's answer (the default follows the command; 0 waits as long
+// as it takes).
+func timeoutFlag(fs *flag.FlagSet, cmd string) *time.Duration {
+	return fs.Duration("timeout", appliance.DefaultTimeout(cmd),
+		"how long to wait for the answer (0: no limit); on timeout the operation may still be in progress")
+}
+
 // parseInterleaved parses flags that may come before or after positionals.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
@@ -225,6 +345,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	timeout := timeoutFlag(fs, "status")
 	asJSON := fs.Bool("json", false, "print JSON")
 	watch := fs.Bool("watch", false, "refresh in place until interrupted")
 	interval := fs.Duration("interval", time.Second, "refresh interval for --watch")
@@ -234,7 +355,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(pos) > 1 {
-		fmt.Fprintln(stderr, "status: at most one BOND")
+		fail(stderr, "status: ", errors.New("at most one BOND"))
 		return 2
 	}
 	if *watch {
@@ -263,20 +384,20 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "status:", err)
+		fail(stderr, "status: ", err)
 		return 1
 	}
 	req := appliance.Request{Cmd: "status"}
 	if len(pos) == 1 {
 		req.Bond = pos[0]
 	}
-	resp, err := appliance.Call(sock, req)
+	resp, err := appliance.CallTimeout(sock, req, *timeout)
 	if err != nil {
-		fmt.Fprintln(stderr, "status:", err)
+		fail(stderr, "status: ", err)
 		return 1
 	}
 	if !resp.OK {
-		fmt.Fprintln(stderr, "status:", resp.Error)
+		fail(stderr, "status: ", errors.New(resp.Error))
 		return 1
 	}
 	if *asJSON {
@@ -292,6 +413,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 func cmdSet(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("set", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	timeout := timeoutFlag(fs, "set")
 	sockFn := socketFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -303,20 +425,20 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "set:", err)
+		fail(stderr, "set: ", err)
 		return 1
 	}
 	val := ""
 	if len(pos) == 3 {
 		val = pos[2]
 	}
-	resp, err := appliance.Call(sock, appliance.Request{Cmd: "set", Bond: pos[0], Option: pos[1], Value: val})
+	resp, err := appliance.CallTimeout(sock, appliance.Request{Cmd: "set", Bond: pos[0], Option: pos[1], Value: val}, *timeout)
 	if err != nil {
-		fmt.Fprintln(stderr, "set:", err)
+		fail(stderr, "set: ", err)
 		return 1
 	}
 	if !resp.OK {
-		fmt.Fprintln(stderr, "set:", resp.Error)
+		fail(stderr, "set: ", errors.New(resp.Error))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s = %q\n", pos[0], pos[1], resp.Value)
@@ -326,6 +448,7 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 func cmdSlave(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	timeout := timeoutFlag(fs, "slave")
 	sockFn := socketFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -337,16 +460,16 @@ func cmdSlave(args []string, stdout, stderr io.Writer) int {
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "slave:", err)
+		fail(stderr, "slave: ", err)
 		return 1
 	}
-	resp, err := appliance.Call(sock, appliance.Request{Cmd: "slave", Bond: pos[0], Option: pos[1], Value: pos[2]})
+	resp, err := appliance.CallTimeout(sock, appliance.Request{Cmd: "slave", Bond: pos[0], Option: pos[1], Value: pos[2]}, *timeout)
 	if err != nil {
-		fmt.Fprintln(stderr, "slave:", err)
+		fail(stderr, "slave: ", err)
 		return 1
 	}
 	if !resp.OK {
-		fmt.Fprintln(stderr, "slave:", resp.Error)
+		fail(stderr, "slave: ", errors.New(resp.Error))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: slave %s %s\n", pos[0], pos[2], map[string]string{"add": "added", "del": "removed"}[pos[1]])
@@ -356,6 +479,7 @@ func cmdSlave(args []string, stdout, stderr io.Writer) int {
 func cmdBond(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bond", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	timeout := timeoutFlag(fs, "bond")
 	file := fs.String("file", "", "configuration file defining the bond to add (default: the running one's)")
 	sockFn := socketFlags(fs)
 	pos, err := parseInterleaved(fs, args)
@@ -368,7 +492,7 @@ func cmdBond(args []string, stdout, stderr io.Writer) int {
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "bond:", err)
+		fail(stderr, "bond: ", err)
 		return 1
 	}
 	path := *file
@@ -377,13 +501,13 @@ func cmdBond(args []string, stdout, stderr io.Writer) int {
 			path = abs
 		}
 	}
-	resp, err := appliance.Call(sock, appliance.Request{Cmd: "bond", Option: pos[0], Bond: pos[1], Path: path})
+	resp, err := appliance.CallTimeout(sock, appliance.Request{Cmd: "bond", Option: pos[0], Bond: pos[1], Path: path}, *timeout)
 	if err != nil {
-		fmt.Fprintln(stderr, "bond:", err)
+		fail(stderr, "bond: ", err)
 		return 1
 	}
 	if !resp.OK {
-		fmt.Fprintln(stderr, "bond:", resp.Error)
+		fail(stderr, "bond: ", errors.New(resp.Error))
 		return 1
 	}
 	fmt.Fprintf(stdout, "bond %s %s\n", pos[1], map[string]string{"add": "added", "del": "removed"}[pos[0]])
@@ -393,22 +517,23 @@ func cmdBond(args []string, stdout, stderr io.Writer) int {
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	timeout := timeoutFlag(fs, "reload")
 	sockFn := socketFlags(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "reload:", err)
+		fail(stderr, "reload: ", err)
 		return 1
 	}
-	resp, err := appliance.Call(sock, appliance.Request{Cmd: "reload"})
+	resp, err := appliance.CallTimeout(sock, appliance.Request{Cmd: "reload"}, *timeout)
 	if err != nil {
-		fmt.Fprintln(stderr, "reload:", err)
+		fail(stderr, "reload: ", err)
 		return 1
 	}
 	if !resp.OK {
-		fmt.Fprintln(stderr, resp.Error)
+		fail(stderr, "reload: ", errors.New(resp.Error))
 		return 1
 	}
 	if len(resp.Changes) == 0 {
@@ -430,7 +555,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	}
 	sock, err := sockFn()
 	if err != nil {
-		fmt.Fprintln(stderr, "events:", err)
+		fail(stderr, "events: ", err)
 		return 1
 	}
 	enc := json.NewEncoder(stdout)
@@ -454,7 +579,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		return err == nil
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, "events:", err)
+		fail(stderr, "events: ", err)
 		return 1
 	}
 	return 0
@@ -471,7 +596,7 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintln(stderr, "lab:", err)
+		fail(stderr, "lab: ", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -479,10 +604,10 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	err = lab.Run(ctx, lab.Options{Binary: exe, Mode: *mode, Seconds: *secs, HostDevice: *hostDev, Out: stdout})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(stderr, "lab: interrupted; everything removed")
+			fail(stderr, "lab: ", errors.New("interrupted; everything removed"))
 			return 130
 		}
-		fmt.Fprintln(stderr, "lab:", err)
+		fail(stderr, "lab: ", err)
 		return 1
 	}
 	return 0
