@@ -135,9 +135,10 @@ type Dataplane struct {
 	HugePages  bool   // hugepages: try hugepages for the UMEM
 }
 
-// Control configures the control socket.
+// Control configures the control socket and the state directory.
 type Control struct {
-	Socket string // socket: path of the control socket
+	Socket   string // socket: path of the control socket
+	StateDir string // state_dir: directory of the persisted undo journal
 }
 
 // Log configures logging.

@@ -60,6 +60,7 @@ func TestDefaults(t *testing.T) {
 		"dataplane.host_device": "veth",
 		"dataplane.hugepages":   true,
 		"control.socket":        "/run/bond-appliance/control.sock",
+		"control.state_dir":     "/var/lib/bond-appliance",
 		"log.level":             "info",
 		"log.format":            "text",
 		"metrics.listen":        "",

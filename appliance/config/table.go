@@ -210,6 +210,14 @@ func checkSocket(v any) error {
 	return nil
 }
 
+func checkStateDir(v any) error {
+	s := v.(string)
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	return nil
+}
+
 func checkListen(v any) error {
 	s := v.(string)
 	if s == "" {
@@ -308,6 +316,10 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup, check: checkSocket,
 		Desc: "Path of the control socket."},
 		func(c *Config) *string { return &c.Control.Socket }),
+	cfgField(SectionControl, Option{Name: "state_dir", Kind: KindString, Default: "/var/lib/bond-appliance",
+		Flags: FlagExtension | FlagStartup, check: checkStateDir,
+		Desc: "Directory of the undo journal: every device change is written here before it is made, so a restart after a crash (or `bond-appliance cleanup`) puts the devices back as they were found."},
+		func(c *Config) *string { return &c.Control.StateDir }),
 
 	// metrics
 	cfgField(SectionMetrics, Option{Name: "listen", Kind: KindString, Default: "",
