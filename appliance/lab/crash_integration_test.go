@@ -6,9 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // memberState is what the appliance changes on a member and must put back.
@@ -268,4 +274,91 @@ func TestIntegrationCrashForeignBond(t *testing.T) {
 	if out, _ := e.topo.InGW(e.ctx, "ip", "-d", "-o", "link", "show", BondName); !strings.Contains(out, "bridge") {
 		t.Fatalf("foreign %s removed:\n%s", BondName, out)
 	}
+}
+
+// TestIntegrationCrashForceXDP: an XDP program replaced under force: true
+// goes back on the member at a clean stop, and after kill -9 at cleanup
+// (it still exists: this test process holds it).
+func TestIntegrationCrashForceXDP(t *testing.T) {
+	e := crashEnv(t)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	info, err := prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	if err := attachInNetns(e.topo.GW, "m0", prog.FD()); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("prog/xdp id %d", id)
+	progOn := func() string {
+		out, _ := e.topo.InGW(e.ctx, "ip", "-d", "link", "show", "m0")
+		return out
+	}
+	if !strings.Contains(progOn(), want) {
+		t.Fatalf("m0 lacks %s:\n%s", want, progOn())
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	cfg := strings.Replace(e.crashConfig(dir, sock), "    mode:", "    force: true\n    mode:", 1)
+	for _, how := range []string{"clean stop", "kill -9 + cleanup"} {
+		p, err := e.topo.startAt(e.ctx, applianceBin, cfg, sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(progOn(), want) {
+			p.Stop()
+			t.Fatalf("%s: program %d not replaced:\n%s", how, id, progOn())
+		}
+		if how == "clean stop" {
+			if err := p.Stop(); err != nil {
+				t.Fatalf("stop: %v\n%s", err, p.Log())
+			}
+		} else {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			p.Stop()
+			f := filepath.Join(dir, "c.yaml")
+			os.WriteFile(f, []byte(cfg), 0o600)
+			out, err := Sh(e.ctx, "ip", "netns", "exec", e.topo.GW, applianceBin, "cleanup", "-c", f)
+			t.Logf("cleanup:\n%s", out)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.Contains(progOn(), want) {
+			t.Fatalf("after %s: m0 lacks the replaced program (%s):\n%s", how, want, progOn())
+		}
+	}
+}
+
+// attachInNetns attaches the XDP program fd to dev in namespace ns
+// (generic mode, by netlink), from a thread switched into ns.
+func attachInNetns(ns, dev string, fd int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetXdpFdWithFlags(l, fd, 1<<1) // XDP_FLAGS_SKB_MODE
 }
