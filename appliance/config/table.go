@@ -364,7 +364,7 @@ var table = []Option{
 		func(b *Bond) *[]int { return &b.VLANs }),
 	bondField(Option{Name: "force", Effect: EffectRestart, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension | FlagStartup,
-		Desc:  "Start even when a member already has an XDP program attached (it is replaced)."},
+		Desc:  "Start even when a member already has an XDP program attached (it is replaced, and re-attached at a clean stop; after a crash only if it still exists, that is pinned or held by another process)."},
 		func(b *Bond) *bool { return &b.Force }),
 	bondField(Option{Name: "combine_monitors", Effect: EffectMII | EffectMonitor, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension,
