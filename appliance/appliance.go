@@ -10,8 +10,8 @@
 //     only producer of every lane's control rings. The control socket,
 //     SIGHUP and the metrics exporter send it requests and wait for its
 //     reply;
-//   - the device worker (one goroutine, worker.go) owns the change journal,
-//     XDP programs, sockets and TAP queues, and runs the slow device work
+//   - the device worker (one goroutine, worker.go) owns the change journal
+//     (persisted in control.state_dir before each change), XDP programs, sockets and TAP queues, and runs the slow device work
 //     the control loop hands it, reporting back;
 //   - each lane (package lane) owns its UMEM and everything on its rings.
 package appliance
@@ -87,11 +87,11 @@ func preflightBond(dp config.Dataplane, b config.Bond) error {
 		errs = append(errs, fmt.Errorf("bond %s: slaves: %d members, at most %d", b.Name, len(b.Slaves), lane.MaxMembers))
 	}
 	if _, err := netlink.LinkByName(b.Name); err == nil {
-		errs = append(errs, fmt.Errorf("bond %s: name: a network interface %q already exists", b.Name, b.Name))
+		errs = append(errs, fmt.Errorf("bond %s: name: a network interface %q already exists and is not the appliance's (no state file in control.state_dir records it): remove it or choose another name", b.Name, b.Name))
 	}
 	if dp.HostDevice == "veth" {
 		if _, err := netlink.LinkByName(dpName(b.Name)); err == nil {
-			errs = append(errs, fmt.Errorf("bond %s: interface %q (the appliance end of the host veth) already exists", b.Name, dpName(b.Name)))
+			errs = append(errs, fmt.Errorf("bond %s: interface %q (the appliance end of the host veth) already exists and is not the appliance's (no state file in control.state_dir records it)", b.Name, dpName(b.Name)))
 		}
 	}
 	if b.MTU > 0 && b.MTU+18 > dp.FrameSize-256 {
@@ -124,10 +124,11 @@ const spareSockets = 2
 
 // Start brings the configuration up. On error everything already changed is
 // restored.
+//
+// With control.state_dir set, the change journal is persisted there first
+// (recoverJournal): what an appliance that died left changed is restored
+// before the checks, so a restart after a crash comes up.
 func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
-	if err := preflight(cfg); err != nil {
-		return nil, err
-	}
 	dp := cfg.Dataplane
 	a := &Appliance{
 		cfg: cfg, log: log, started: time.Now(), ledger: os.Getenv("BOND_APPLIANCE_UMEM_LEDGER") == "1",
@@ -135,6 +136,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		stop: make(chan struct{}), loopEnd: make(chan struct{}), workEnd: make(chan struct{}),
 	}
 	a.w = &worker{dp: dp, log: log, laneFirst: make([]*xsk.Socket, dp.Queues)}
+	if err := recoverJournal(&a.w.journal, cfg.Control, log); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			if terr := a.w.teardown(); terr != nil {
@@ -145,6 +149,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 			}
 		}
 	}()
+	if err := preflight(cfg); err != nil {
+		return nil, err
+	}
 	var devs []*bondDevs
 	nsock := 0
 	for _, bc := range cfg.Bonds {
@@ -212,6 +219,39 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 	a.server = srv
 	log.Info("appliance started", "bonds", len(cfg.Bonds), "lanes", len(a.lanes), "poll", dp.Poll, "host_device", dp.HostDevice)
 	return a, nil
+}
+
+// recoverJournal opens the journal's state file in ctl.StateDir (nothing
+// with an empty StateDir: the journal stays in memory). A file that a dead
+// appliance left is restored first, each step logged, so the journal then
+// records the true originals, not the leftovers.
+func recoverJournal(j *netdev.Journal, ctl config.Control, log *slog.Logger) error {
+	if ctl.StateDir == "" {
+		return nil
+	}
+	path, err := netdev.StatePath(ctl.StateDir, ctl.Socket)
+	if err != nil {
+		return fmt.Errorf("control.state_dir: %w", err)
+	}
+	t0 := time.Now()
+	leftover, err := j.Open(path, func(s netdev.Step) {
+		args := []any{"dev", s.Device, "what", s.What}
+		switch {
+		case s.Err != nil:
+			log.Error("restore left by a crashed appliance failed", append(args, "err", s.Err)...)
+		case s.Note != "":
+			log.Warn("restore left by a crashed appliance", append(args, "note", s.Note)...)
+		default:
+			log.Info("restored what a crashed appliance left changed", append(args, "from", s.From, "to", s.To)...)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("control.state_dir: %w", err)
+	}
+	if leftover {
+		log.Warn("an appliance did not stop cleanly; its device changes are undone", "state_file", path, "took", time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
 }
 
 // startLoops hands the control state to the control loop and starts it and

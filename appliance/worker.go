@@ -144,6 +144,9 @@ func (w *worker) prepareBond(bc config.Bond) (*bondDevs, error) {
 	bd := &bondDevs{}
 	switch w.dp.HostDevice {
 	case "tap":
+		if err := w.journal.CreatingTap(bc.Name); err != nil {
+			return nil, fmt.Errorf("bond %s: %w", bc.Name, err)
+		}
 		t, err := openTap(bc.Name, w.dp.Queues, mac, mtu, &w.journal)
 		if err != nil {
 			return nil, fmt.Errorf("bond %s: host_device tap: %w", bc.Name, err)
@@ -185,6 +188,12 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 	in, err := netdev.Get(name)
 	if err != nil {
 		return nil, err
+	}
+	if force && in.XDPProg != 0 {
+		// the program force replaces goes back on at restore
+		if err := w.journal.ReplacingXDP(name); err != nil {
+			return nil, err
+		}
 	}
 	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member})
 	if err != nil {

@@ -135,11 +135,12 @@ type Dataplane struct {
 	HugePages  bool   // hugepages: try hugepages for the UMEM
 }
 
-// Control configures the control socket.
+// Control configures the control socket and the state directory.
 type Control struct {
 	Socket     string // socket: path of the control socket
 	Group      string // group: group whose members may use the socket ("" = root only)
 	MaxClients int    // max_clients: concurrent connections
+	StateDir   string // state_dir: directory of the persisted undo journal
 }
 
 // Log configures logging.

@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		"control.socket":        "/run/bond-appliance/control.sock",
 		"control.group":         "",
 		"control.max_clients":   16,
+		"control.state_dir":     "/var/lib/bond-appliance",
 		"log.level":             "info",
 		"log.format":            "text",
 		"metrics.listen":        "",

@@ -229,6 +229,15 @@ func checkGroup(v any) error {
 	return nil
 }
 
+// checkStateDir checks that the state directory is an absolute path.
+func checkStateDir(v any) error {
+	s := v.(string)
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	return nil
+}
+
 func checkListen(v any) error {
 	s := v.(string)
 	if s == "" {
@@ -335,6 +344,10 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup,
 		Desc:  "Control socket connections served at once; one more is answered \"too many clients\" and closed."},
 		func(c *Config) *int { return &c.Control.MaxClients }),
+	cfgField(SectionControl, Option{Name: "state_dir", Kind: KindString, Default: "/var/lib/bond-appliance",
+		Flags: FlagExtension | FlagStartup, check: checkStateDir,
+		Desc: "Directory of the undo journal: every device change is written here before it is made, so a restart after a crash (or `bond-appliance cleanup`) puts the devices back as they were found."},
+		func(c *Config) *string { return &c.Control.StateDir }),
 
 	// metrics
 	cfgField(SectionMetrics, Option{Name: "listen", Kind: KindString, Default: "",
@@ -379,7 +392,7 @@ var table = []Option{
 		func(b *Bond) *[]int { return &b.VLANs }),
 	bondField(Option{Name: "force", Effect: EffectRestart, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension | FlagStartup,
-		Desc:  "Start even when a member already has an XDP program attached (it is replaced)."},
+		Desc:  "Start even when a member already has an XDP program attached (it is replaced, and re-attached at a clean stop; after a crash only if it still exists, that is pinned or held by another process)."},
 		func(b *Bond) *bool { return &b.Force }),
 	bondField(Option{Name: "combine_monitors", Effect: EffectMII | EffectMonitor, Kind: KindBool, Values: boolValues, Default: "false",
 		Flags: FlagExtension,

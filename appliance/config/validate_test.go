@@ -204,6 +204,7 @@ func TestDataplaneRules(t *testing.T) {
 
 	for _, tt := range []struct{ y, want string }{
 		{"control:\n  socket: run/x.sock\n", `control.socket: "run/x.sock" is not an absolute path`},
+		{"control:\n  state_dir: var/lib/x\n", `control.state_dir: "var/lib/x" is not an absolute path`},
 		{"control:\n  socket: /" + strings.Repeat("x", 107) + "\n", "control.socket: \"/" + strings.Repeat("x", 107) + "\" is 108 bytes long (allowed at most 107)"},
 		{"log:\n  level: trace\n", `log.level: invalid value "trace" (allowed: debug, info, warn, error)`},
 		{"log:\n  format: xml\n", `log.format: invalid value "xml" (allowed: text, json)`},

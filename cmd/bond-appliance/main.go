@@ -10,6 +10,7 @@
 //
 //	bond-appliance status [BOND] [--json]            live state, /proc/net/bonding layout
 //	bond-appliance set BOND OPTION VALUE             change a runtime option (active_slave)
+//	bond-appliance cleanup [-c FILE]                 restore what a crashed appliance left changed
 //	bond-appliance lab [--mode MODE] [--seconds N]   self-contained demo in network namespaces
 //	bond-appliance import ...                        kernel bonding configuration to YAML
 //	bond-appliance version
@@ -63,6 +64,8 @@ func usage(w io.Writer) {
                                                        bring up BOND as FILE defines it, or take it down
   bond-appliance reload [--socket PATH | -c FILE]      re-read the configuration, apply the difference
   bond-appliance events [--json] [--socket PATH | -c FILE]
+  bond-appliance cleanup [-c FILE]                     after a crash: restore the devices as the state file
+                                                       (control.state_dir) recorded them, remove the file
   bond-appliance lab [--mode MODE] [--seconds N] [--host-device veth|tap]
   bond-appliance import [--modprobe FILE|DIR] [--interfaces FILE] [--ifcfg DIR|FILE] [--kernel BOND] [-o FILE [--force]]
   bond-appliance version
@@ -96,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdBond(args[1:], stdout, stderr)
 		case "events":
 			return cmdEvents(args[1:], stdout, stderr)
+		case "cleanup":
+			return cmdCleanup(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "bond-appliance", appliance.Version)
 			return 0
