@@ -84,7 +84,7 @@ func crashEnv(t *testing.T) *env {
 // dir and the control socket sock.
 func (e *env) crashConfig(dir, sock string) string {
 	return strings.Replace(e.topo.Config(BondSpec{Mode: "active-backup", Options: map[string]string{"mac": `"02:00:5e:00:00:99"`, "mtu": "1400"}}, sock),
-		"control:\n", "control:\n  state_dir: "+dir+"\n", 1)
+		"  state_dir: "+filepath.Join(filepath.Dir(sock), "state")+"\n", "  state_dir: "+dir+"\n", 1)
 }
 
 // startAt is Topo.Start with a given control socket (a restart uses the

@@ -446,7 +446,7 @@ func TestIntegrationRefusals(t *testing.T) {
 	run := func(yaml string) (string, error) {
 		dir := t.TempDir()
 		f := filepath.Join(dir, "bond.yaml")
-		os.WriteFile(f, []byte(strings.ReplaceAll(yaml, "@SOCKET@", filepath.Join(dir, "s.sock"))), 0o600)
+		os.WriteFile(f, []byte(strings.ReplaceAll(strings.ReplaceAll(yaml, "@SOCKET@", filepath.Join(dir, "s.sock")), "@STATEDIR@", filepath.Join(dir, "state"))), 0o600)
 		return Sh(e.ctx, "ip", "netns", "exec", e.topo.GW, applianceBin, "-c", f)
 	}
 	cases := []struct{ name, yaml, want string }{

@@ -26,6 +26,16 @@ type BondSpec struct {
 	Metrics    string            // metrics.listen ("" = off)
 }
 
+// stateDirFor is the undo journal's directory of a run whose control
+// socket is socket: beside it ("@STATEDIR@" while the socket is the
+// "@SOCKET@" placeholder that Start fills in).
+func stateDirFor(socket string) string {
+	if socket == "@SOCKET@" {
+		return "@STATEDIR@"
+	}
+	return filepath.Join(filepath.Dir(socket), "state")
+}
+
 // Config renders the YAML configuration of a one-bond appliance on t.
 func (t *Topo) Config(spec BondSpec, socket string) string {
 	cores := spec.Cores
@@ -42,7 +52,8 @@ func (t *Topo) Config(spec BondSpec, socket string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataplane:\n  cores: %s\n  queues: %d\n  ring_size: 1024\n  poll: %s\n  host_device: %s\n", intList(cores), len(cores), poll, hd)
-	fmt.Fprintf(&b, "control:\n  socket: %s\nlog:\n  level: info\n", socket)
+	// the undo journal beside the socket, in the run's own directory
+	fmt.Fprintf(&b, "control:\n  socket: %s\n  state_dir: %s\nlog:\n  level: info\n", socket, stateDirFor(socket))
 	if spec.Metrics != "" {
 		fmt.Fprintf(&b, "metrics:\n  listen: %q\n", spec.Metrics)
 	}
@@ -116,6 +127,7 @@ func (t *Topo) Start(ctx context.Context, binary, yaml string) (*Proc, error) {
 	}
 	sock := filepath.Join(dir, "control.sock")
 	yaml = strings.ReplaceAll(yaml, "@SOCKET@", sock)
+	yaml = strings.ReplaceAll(yaml, "@STATEDIR@", stateDirFor(sock))
 	cfg := filepath.Join(dir, "bond.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
