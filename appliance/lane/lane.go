@@ -29,7 +29,8 @@ type PortStats struct {
 	DropTxFull   Counter // TX ring or pending batch full
 	DropNoSlave  Counter // host frame with no member able to transmit
 	DropInactive Counter // received on a member that may not deliver (backup, not collecting)
-	DropNoFrame  Counter // UMEM exhausted (broadcast copy, control frame)
+	DropNoFrame  Counter // UMEM exhausted: a broadcast copy or a control frame not made
+	DropTooLong  Counter // TAP frame longer than a UMEM frame's room (dropped, never truncated)
 	// Frames handed to control, by class, and those lost because the
 	// class's ring was full: slow protocols (LACPDU, marker) on
 	// ToCtrlSlow; ARP/ND copies for the monitor and alb, and (on the host
@@ -161,6 +162,9 @@ type Lane struct {
 	stop    atomic.Bool
 	started bool
 	done    chan struct{}
+
+	free atomic.Uint32 // UMEM free frames at the end of the last iteration (for Places)
+	lost atomic.Uint64 // frames of retired sockets the Reclaim caller gave up on
 }
 
 // New builds a lane over u with the given bonds. Every port must have its
@@ -192,6 +196,7 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 	l.cur = lay
 	l.next.Store(lay)
 	l.adopted.Store(lay)
+	l.free.Store(uint32(u.Available()))
 	return l
 }
 
@@ -282,6 +287,53 @@ func (l *Lane) Reclaim(addr uint64, from umem.Place) bool {
 	return l.reclaim.Push(&r)
 }
 
+// ReclaimLost records n frames of retired sockets that the caller of
+// Reclaim could not hand back (the queue stayed full past its deadline):
+// they are in no place of the lane any more. Only the Reclaim caller
+// writes it; LostToReclaim reads it from any goroutine.
+func (l *Lane) ReclaimLost(n uint64) { l.lost.Store(l.lost.Load() + n) }
+
+// LostToReclaim returns the frames recorded by ReclaimLost.
+func (l *Lane) LostToReclaim() uint64 { return l.lost.Load() }
+
+// Places says where a lane's UMEM frames are, read without stopping the
+// lane: Free is the free stack as the lane left it at the end of its last
+// iteration, Fill, RX, TX and Completion the entries between the consumer
+// and producer indices of the rings of the published layout's sockets
+// (kernel-shared counters). What is in none of them is in flight: held by
+// the lane within an iteration, inside the kernel between two rings,
+// queued for reclaim or on a retired socket, or lost. An idle lane's
+// places are exact; under traffic they are a moment's sample that need
+// not add up.
+type Places struct {
+	Frames, Free, Fill, RX, TX, Completion uint64
+}
+
+// Places reads where the lane's frames are. Any goroutine may call it (the
+// appliance's control loop does, when it builds the status); it reads a
+// few counters per socket and never stops the lane.
+func (l *Lane) Places() Places {
+	pl := Places{Frames: uint64(l.U.NumFrames()), Free: uint64(l.free.Load())}
+	for _, p := range l.Ports() {
+		if p.Tap {
+			continue
+		}
+		if p.Fill != nil {
+			pl.Fill += uint64(p.Fill.Queued())
+		}
+		if p.RX != nil {
+			pl.RX += uint64(p.RX.Queued())
+		}
+		if p.TX != nil {
+			pl.TX += uint64(p.TX.Queued())
+		}
+		if p.Comp != nil {
+			pl.Completion += uint64(p.Comp.Queued())
+		}
+	}
+	return pl
+}
+
 // DrainReclaimed frees the frames queued by Reclaim; the lane does it at
 // every iteration, the owner once more after Stop.
 func (l *Lane) DrainReclaimed() {
@@ -314,7 +366,10 @@ func (l *Lane) adopt() {
 func (l *Lane) Config() Config { return l.cfg }
 
 // Prime fills every fill ring before the loop starts.
-func (l *Lane) Prime() { l.refill() }
+func (l *Lane) Prime() {
+	l.refill()
+	l.free.Store(uint32(l.U.Available()))
+}
 
 // Step runs one iteration: receive on every port, forward, transmit,
 // reap completions, refill. It returns the number of frames received.
@@ -340,6 +395,7 @@ func (l *Lane) Step() int {
 	l.flush()
 	l.complete()
 	l.refill()
+	l.free.Store(uint32(l.U.Available()))
 	return work
 }
 
@@ -509,26 +565,38 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 }
 
 // tapRead reads up to a batch of frames from a TAP device into UMEM frames.
+// With no free frame it stops reading: the frames wait in the TAP queue
+// (nothing is lost by the lane; the kernel counts its own drops, as the
+// TAP device's TX drops, should that queue overflow), so DropNoFrame never
+// counts here. The TAP driver returns a frame's whole length even when the
+// buffer was shorter and it copied only the buffer's worth; such a frame
+// is dropped and counted in DropTooLong, never passed on truncated.
 func (l *Lane) tapRead(h *Port) []rings.Desc {
 	n := 0
-	fs := l.U.FrameSize()
-	for n < l.cfg.Batch {
+	room := l.U.FrameSize() - headroom
+	for i := 0; i < l.cfg.Batch; i++ {
 		addr, ok := l.U.Alloc()
 		if !ok {
-			h.Stats.DropNoFrame.Add(1)
 			break
 		}
 		addr += headroom
-		r, err := unix.Read(h.FD, l.U.Frame(addr, fs-headroom))
+		r, err := tapReadFn(h.FD, l.U.Frame(addr, room))
 		if err != nil || r <= 0 {
 			l.U.Free(addr)
 			break
+		}
+		if uint32(r) > room {
+			l.drop(addr, &h.Stats.DropTooLong)
+			continue
 		}
 		l.rxbuf[n] = rings.Desc{Addr: addr, Len: uint32(r)}
 		n++
 	}
 	return l.rxbuf[:n]
 }
+
+// tapReadFn reads one frame from a TAP queue (a test hook).
+var tapReadFn = unix.Read
 
 // headroom is where frame data starts in a UMEM frame (XDP_PACKET_HEADROOM),
 // as for frames the kernel receives into the UMEM.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -279,6 +280,39 @@ func (j *Journal) SetAllmulti(name string, on bool) error {
 			return netlink.LinkSetAllmulticastOff(l)
 		}
 		return netlink.LinkSetAllmulticastOn(l)
+	})
+	return nil
+}
+
+// DisableIPv6 turns IPv6 off on a member (net.ipv6.conf.<name>.disable_ipv6)
+// until the member is restored. A kernel bond's slave sends nothing of its
+// own (addrconf skips IFF_SLAVE devices); a member of the appliance is a
+// plain device whose own stack would otherwise send router solicitations,
+// MLD reports and duplicate address detection with the MAC the appliance
+// gave it, from a member that is not the active one, and teach the switch
+// the bond's MAC on the wrong port. Without IPv6 in the kernel (no such
+// setting) it does nothing.
+func (j *Journal) DisableIPv6(name string) error {
+	p := "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6"
+	old, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: read disable_ipv6: %w", name, err)
+	}
+	if strings.TrimSpace(string(old)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("%s: disable IPv6: %w", name, err)
+	}
+	j.push("ipv6 "+name, func() error {
+		err := os.WriteFile(p, old, 0o644)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // the device is gone
+		}
+		return err
 	})
 	return nil
 }
