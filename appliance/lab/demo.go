@@ -319,7 +319,7 @@ func analyseFailover(r pingResult, down, interval, window time.Duration) failove
 	case r.Received == 0:
 		f.err = fmt.Errorf("no reply at all: traffic did not continue after the link went down")
 	case len(f.outside) > 0:
-		f.err = fmt.Errorf("%d pings lost outside the failover window (%s; the link went down at seq %d, window %v)",
+		f.err = fmt.Errorf("%d lost outside the failover window (%s; the link went down at seq %d, window %v)",
 			len(f.outside), seqRanges(f.outside), f.downSeq, window)
 	}
 	return f
@@ -345,7 +345,7 @@ func (f failover) outageText() string {
 	if len(f.inWindow) == 0 {
 		return fmt.Sprintf("below %v (no ping lost)", f.interval)
 	}
-	return fmt.Sprintf("about %v (%d pings lost, %s)", f.outage(), len(f.inWindow), seqRanges(f.inWindow))
+	return fmt.Sprintf("about %v (%d lost, %s)", f.outage(), len(f.inWindow), seqRanges(f.inWindow))
 }
 
 func (f failover) describe() string {
