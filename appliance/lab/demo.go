@@ -78,7 +78,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("starting bond-appliance in netns %s", t.GW)
 	p, err := t.Start(ctx, o.Binary, cfg)
 	if err != nil {
-		fmt.Fprint(w, indent(cfg))
+		fmt.Fprint(w, indent(strings.ReplaceAll(cfg, "@SOCKET@", "(in a temporary directory, removed)")))
 		return err
 	}
 	say("bond-appliance runs with:\n%s", indent(strings.ReplaceAll(cfg, "@SOCKET@", p.Socket)))

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/bond-appliance/bond-appliance/rings"
@@ -162,6 +163,9 @@ type Lane struct {
 	stop    atomic.Bool
 	started bool
 	done    chan struct{}
+
+	tapIOV   [2]unix.Iovec // a TAP read: the UMEM frame's room, then tapSpill
+	tapSpill [1]byte       // catches the first byte of a frame longer than the room
 
 	free atomic.Uint32 // UMEM free frames at the end of the last iteration (for Places)
 	lost atomic.Uint64 // frames of retired sockets the Reclaim caller gave up on
@@ -568,9 +572,12 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 // With no free frame it stops reading: the frames wait in the TAP queue
 // (nothing is lost by the lane; the kernel counts its own drops, as the
 // TAP device's TX drops, should that queue overflow), so DropNoFrame never
-// counts here. The TAP driver returns a frame's whole length even when the
-// buffer was shorter and it copied only the buffer's worth; such a frame
-// is dropped and counted in DropTooLong, never passed on truncated.
+// counts here. The TAP driver truncates a frame longer than the buffer and
+// returns the truncated length (Linux 6.18, IFF_TAP|IFF_NO_PI), so a frame
+// of exactly the room would look like a frame cut to it: the lane reads
+// with readv into the frame's room and one spill byte past it, and a read
+// that reaches the spill byte is a frame too long for a UMEM frame,
+// dropped and counted in DropTooLong, never passed on truncated.
 func (l *Lane) tapRead(h *Port) []rings.Desc {
 	n := 0
 	room := l.U.FrameSize() - headroom
@@ -580,7 +587,7 @@ func (l *Lane) tapRead(h *Port) []rings.Desc {
 			break
 		}
 		addr += headroom
-		r, err := tapReadFn(h.FD, l.U.Frame(addr, room))
+		r, err := tapReadFn(h.FD, l.U.Frame(addr, room), l.tapSpill[:], &l.tapIOV)
 		if err != nil || r <= 0 {
 			l.U.Free(addr)
 			break
@@ -596,7 +603,22 @@ func (l *Lane) tapRead(h *Port) []rings.Desc {
 }
 
 // tapReadFn reads one frame from a TAP queue (a test hook).
-var tapReadFn = unix.Read
+var tapReadFn = readTap
+
+// readTap reads one frame from TAP queue fd into p, and what does not fit
+// into spill, with one readv(2) over iov (the caller's, so nothing is
+// allocated). It returns the bytes read.
+func readTap(fd int, p, spill []byte, iov *[2]unix.Iovec) (int, error) {
+	iov[0].Base = unsafe.SliceData(p)
+	iov[0].SetLen(len(p))
+	iov[1].Base = unsafe.SliceData(spill)
+	iov[1].SetLen(len(spill))
+	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
 
 // headroom is where frame data starts in a UMEM frame (XDP_PACKET_HEADROOM),
 // as for frames the kernel receives into the UMEM.
