@@ -169,7 +169,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}
 	say("taking %s down on the peer side (carrier loss on %s) while pinging every %v", t.Ports[active], t.Members[active], failoverInterval)
-	ping := exec.CommandContext(ctx, "ip", "netns", "exec", t.GW, "ping", "-c", fmt.Sprint(failoverPings),
+	ping := exec.CommandContext(ctx, "ip", "netns", "exec", t.GW, "ping", "-D", "-c", fmt.Sprint(failoverPings),
 		"-i", fmt.Sprintf("%.3f", failoverInterval.Seconds()), "-W", "1", PeerIP)
 	var pout strings.Builder
 	ping.Stdout = &pout
@@ -181,7 +181,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		_ = ping.Wait()
 		return err
 	}
-	down := time.Since(t0)
+	down, downAt := time.Since(t0), time.Now()
 	if err := t.SetPort(ctx, active, false); err != nil {
 		_ = ping.Wait()
 		return err
@@ -191,7 +191,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprint(w, indent(lastLines(pout.String(), 3)))
-	fo := analyseFailover(parsePing(pout.String()), down, failoverInterval, failoverWindow)
+	pr := parsePing(pout.String())
+	fo := analyseFailover(pr, pr.seqAt(downAt, down, failoverInterval), failoverInterval, failoverWindow)
 	fmt.Fprintf(w, "    failover: %s\n", fo.describe())
 	if fo.err != nil {
 		return fmt.Errorf("failover: %w", fo.err)
@@ -234,15 +235,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // pingResult is what ping printed: how many it sent, how many replies
-// came back, and the sequence numbers of the replies.
+// came back, the sequence numbers of the replies and, with ping -D, when
+// each came (Unix seconds; 0 without -D).
 type pingResult struct {
 	Sent, Received int
 	Seqs           []int
+	At             []float64
 }
 
-// parsePing reads iputils ping's output: "icmp_seq=N" of every reply and
-// the "N packets transmitted, M received" summary. Duplicate replies
-// (DUP!) count once.
+// parsePing reads iputils ping's output: "icmp_seq=N" of every reply, its
+// "[unix time]" prefix (-D), and the "N packets transmitted, M received"
+// summary. Duplicate replies (DUP!) count once.
 func parsePing(out string) pingResult {
 	var r pingResult
 	seen := map[int]bool{}
@@ -250,8 +253,13 @@ func parsePing(out string) pingResult {
 		if i := strings.Index(line, "icmp_seq="); i >= 0 && strings.Contains(line, "bytes from") {
 			var seq int
 			if _, err := fmt.Sscanf(line[i+len("icmp_seq="):], "%d", &seq); err == nil && !seen[seq] {
+				var at float64
+				if strings.HasPrefix(line, "[") {
+					fmt.Sscanf(line[1:], "%f", &at)
+				}
 				seen[seq] = true
 				r.Seqs = append(r.Seqs, seq)
+				r.At = append(r.At, at)
 			}
 			continue
 		}
@@ -270,6 +278,28 @@ func (r pingResult) describe() string {
 		return fmt.Sprintf("%d sent, %d received, no loss", r.Sent, r.Received)
 	}
 	return fmt.Sprintf("%d sent, %d received, %d lost (%s)", r.Sent, r.Received, r.Sent-r.Received, seqRanges(r.missing()))
+}
+
+// seqAt returns the first ping sent after time t: one after the last
+// reply that came before t (ping -D's timestamps). Without timestamps it
+// estimates it from the time since the first ping and the interval (late
+// when ping falls behind its interval on a loaded machine).
+func (r pingResult) seqAt(t time.Time, since, interval time.Duration) int {
+	at := float64(t.UnixNano()) / 1e9
+	last, stamped := 0, false
+	for i, s := range r.Seqs {
+		if r.At[i] == 0 {
+			continue
+		}
+		stamped = true
+		if r.At[i] <= at && s > last {
+			last = s
+		}
+	}
+	if !stamped {
+		return int(since/interval) + 1
+	}
+	return last + 1
 }
 
 // missing returns the sequence numbers 1..Sent without a reply.
@@ -298,11 +328,11 @@ type failover struct {
 }
 
 // analyseFailover splits the lost pings of r into those of the failover
-// window (sent from one interval before the link went down, at down after
-// the first ping, to window after it) and the others. Loss outside the
-// window, or no ping at all, is an error.
-func analyseFailover(r pingResult, down, interval, window time.Duration) failover {
-	f := failover{ping: r, interval: interval, downSeq: int(down/interval) + 1}
+// window (from the ping before downSeq, the first sent after the link went
+// down, to window after it) and the others. Loss outside the window, or no
+// ping at all, is an error.
+func analyseFailover(r pingResult, downSeq int, interval, window time.Duration) failover {
+	f := failover{ping: r, interval: interval, downSeq: downSeq}
 	if r.Sent == 0 {
 		f.err = fmt.Errorf("ping printed no summary (did it run?)")
 		return f

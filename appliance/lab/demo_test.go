@@ -72,7 +72,8 @@ func TestAnalyseFailover(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := analyseFailover(parsePing(tc.out), down, iv, win)
+			r := parsePing(tc.out)
+			f := analyseFailover(r, r.seqAt(time.Unix(1000, 0), down, iv), iv, win)
 			if f.downSeq != 26 {
 				t.Fatalf("down seq %d", f.downSeq)
 			}
@@ -90,6 +91,23 @@ func TestAnalyseFailover(t *testing.T) {
 				t.Errorf("outage text %q, want %q", f.outageText(), tc.wantText)
 			}
 		})
+	}
+}
+
+// TestSeqAt: the link-down ping comes from ping -D's reply times, not
+// from the interval (ping falls behind it on a loaded machine).
+func TestSeqAt(t *testing.T) {
+	out := "[999.900000] 64 bytes from 198.18.0.1: icmp_seq=1 ttl=64 time=0.1 ms\n" +
+		"[999.990000] 64 bytes from 198.18.0.1: icmp_seq=2 ttl=64 time=0.1 ms\n" +
+		"[1000.050000] 64 bytes from 198.18.0.1: icmp_seq=4 ttl=64 time=0.1 ms\n" +
+		"\n4 packets transmitted, 3 received, 25% packet loss, time 60ms\n"
+	r := parsePing(out)
+	if got := r.seqAt(time.Unix(1000, 0), time.Hour, time.Second); got != 3 {
+		t.Fatalf("seqAt = %d, want 3 (after the reply to 2 at 999.99)", got)
+	}
+	// without -D: estimated from the elapsed time
+	if got := parsePing(pingOutput(4, 1, 2, 4)).seqAt(time.Unix(1000, 0), 50*time.Millisecond, 20*time.Millisecond); got != 3 {
+		t.Fatalf("estimated seqAt = %d, want 3", got)
 	}
 }
 
