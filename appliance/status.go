@@ -40,7 +40,40 @@ type LaneStatus struct {
 	BusyNanos  uint64       `json:"busy_nanoseconds"` // time spent moving frames
 	BusyRatio  float64      `json:"busy_ratio"`       // busy_nanoseconds / uptime: the share of the core doing work
 	Sleeps     uint64       `json:"sleeps"`
+	UMEM       LaneUMEM     `json:"umem"`
 	Ports      []PortStatus `json:"ports"`
+}
+
+// LaneUMEM says where a lane's UMEM frames are (every frame is in exactly
+// one place). Free, Fill, RX, TX and Completion are read without stopping
+// the lane (the free stack as the lane left it after its last iteration,
+// the rings' shared producer and consumer indices); InFlight is the rest:
+// frames the lane holds within an iteration, frames inside the kernel
+// between two rings, frames queued for reclaim or on a retired socket.
+// LostToReclaim frames (retired sockets' frames not handed back to the
+// lane within the worker's deadline) are in no place any more. An idle
+// lane's places are exact; under traffic they are a moment's sample (the
+// in-flight figure absorbs the difference and is never below zero). A
+// leak shows as InFlight growing on an idle lane.
+type LaneUMEM struct {
+	Frames        uint64 `json:"frames"`
+	Free          uint64 `json:"free"`
+	Fill          uint64 `json:"fill"`
+	RX            uint64 `json:"rx"`
+	InFlight      uint64 `json:"in_flight"`
+	TX            uint64 `json:"tx"`
+	Completion    uint64 `json:"completion"`
+	LostToReclaim uint64 `json:"lost_to_reclaim"`
+}
+
+// laneUMEM reads where l's frames are.
+func laneUMEM(l *lane.Lane) LaneUMEM {
+	p := l.Places()
+	u := LaneUMEM{Frames: p.Frames, Free: p.Free, Fill: p.Fill, RX: p.RX, TX: p.TX, Completion: p.Completion, LostToReclaim: l.LostToReclaim()}
+	if placed := u.Free + u.Fill + u.RX + u.TX + u.Completion + u.LostToReclaim; placed < u.Frames {
+		u.InFlight = u.Frames - placed
+	}
+	return u
 }
 
 // PortStatus is one socket of a lane.
@@ -59,6 +92,7 @@ func addCounters(c *Counters, p *lane.Port) {
 	c.DropNoSlave += s.DropNoSlave.Load()
 	c.DropInactive += s.DropInactive.Load()
 	c.DropNoFrame += s.DropNoFrame.Load()
+	c.DropTooLong += s.DropTooLong.Load()
 	c.CtrlRx += s.SlowRx.Load()
 	c.CtrlDrop += s.SlowDrop.Load()
 	c.NeighRx += s.NeighRx.Load()
@@ -130,6 +164,7 @@ func (c *ctl) status(bondName string) (*Status, error) {
 		if st.Uptime > 0 {
 			ls.BusyRatio = float64(ls.BusyNanos) / 1e9 / st.Uptime
 		}
+		ls.UMEM = laneUMEM(l)
 		// the ports of the layout the loop published last: their sockets
 		// stay open until every lane let go of them
 		for _, p := range l.Ports() {
@@ -239,6 +274,9 @@ func FormatText(st *Status) string {
 	}
 	for _, l := range st.Lanes {
 		fmt.Fprintf(&w, "\nLane %d (cpu %d): busy %.3f of the core since start, iterations %d (%d moved frames), sleeps %d\n", l.ID, l.CPU, l.BusyRatio, l.Iterations, l.Busy, l.Sleeps)
+		u := l.UMEM
+		fmt.Fprintf(&w, "  UMEM frames %d: free %d, fill %d, rx %d, in flight %d, tx %d, completion %d, lost to reclaim %d\n",
+			u.Frames, u.Free, u.Fill, u.RX, u.InFlight, u.TX, u.Completion, u.LostToReclaim)
 		for _, p := range l.Ports {
 			fmt.Fprintf(&w, "  %-15s %s\n", p.Name, counterLine(p.Counters))
 		}
@@ -247,6 +285,6 @@ func FormatText(st *Status) string {
 }
 
 func counterLine(c Counters) string {
-	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d, slow_rx %d drop %d, neigh_rx %d drop %d, xsk rx_dropped %d fill_empty %d",
-		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.CtrlRx, c.CtrlDrop, c.NeighRx, c.NeighDrop, c.XSKRxDropped, c.XSKFillRingEmpty)
+	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d too_long %d, slow_rx %d drop %d, neigh_rx %d drop %d, xsk rx_dropped %d fill_empty %d",
+		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.DropTooLong, c.CtrlRx, c.CtrlDrop, c.NeighRx, c.NeighDrop, c.XSKRxDropped, c.XSKFillRingEmpty)
 }

@@ -85,8 +85,9 @@ func dpName(bond string) string {
 	return bond + "-dp"
 }
 
-// prepareMember records and changes what a member needs: MTU, the bond MAC
-// (unless the mode keeps members' own MACs), channel count, allmulti, up.
+// prepareMember records and changes what a member needs: MTU, IPv6 off,
+// the bond MAC (unless the mode keeps members' own MACs), channel count,
+// allmulti, up.
 func (w *worker) prepareMember(bc *config.Bond, mac net.HardwareAddr, mtu int, s config.Slave, first bool) (bondsm.Member, error) {
 	in, err := netdev.Get(s.Name)
 	if err != nil {
@@ -94,6 +95,10 @@ func (w *worker) prepareMember(bc *config.Bond, mac net.HardwareAddr, mtu int, s
 	}
 	m := bondsm.Member{Name: s.Name, Ifindex: in.Index, PermMAC: in.MAC, CurMAC: in.MAC, Carrier: in.Carrier, Duplex: "unknown", Slave: s}
 	if err := w.journal.SetMTU(s.Name, mtu); err != nil {
+		return m, err
+	}
+	// the member's own stack must not speak with the bond's MAC
+	if err := w.journal.DisableIPv6(s.Name); err != nil {
 		return m, err
 	}
 	if !bondsm.UsesOwnMACs(*bc) && !macEqual(in.MAC, mac) {
@@ -407,6 +412,7 @@ func (w *worker) reclaimSockets(socks []*xsk.Socket) {
 				for !w.lanes[q].Reclaim(ad, r.place) {
 					if time.Now().After(deadline) {
 						w.lostReclaim++
+						w.lanes[q].ReclaimLost(1) // published for the status
 						break
 					}
 					time.Sleep(100 * time.Microsecond)

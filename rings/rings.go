@@ -187,6 +187,16 @@ func (r *consRing) release(n uint32) {
 	atomic.StoreUint32(r.consumer, r.cons)
 }
 
+// queued returns the entries between the consumer and the producer index,
+// both read from the shared memory (load-acquire), the consumer first, so
+// the result never goes below zero. Any goroutine may call it: while the
+// ring is in use it is a moment's sample.
+func (r *ring) queued() uint32 {
+	c := atomic.LoadUint32(r.consumer)
+	p := atomic.LoadUint32(r.producer)
+	return min(p-c, r.size)
+}
+
 func (r *ring) addrAt(idx uint32) *uint64 {
 	return (*uint64)(unsafe.Add(r.slots, uintptr(idx&r.mask)*addrSize))
 }

@@ -133,6 +133,11 @@ func MapRX(fd int, off unix.XDPRingOffset, size uint32) (*RX, error) {
 // Size returns the number of ring entries.
 func (f *Fill) Size() uint32 { return f.r.size }
 
+// Queued returns the number of frame addresses submitted to the kernel and
+// not consumed yet, from the shared indices; unlike the other methods any
+// goroutine may call it (a moment's sample while the ring is in use).
+func (f *Fill) Queued() uint32 { return f.r.queued() }
+
 // Unmap unmaps a ring created by MapFill; it is a no-op for rings built by
 // NewFill and after the first call. The ring must not be used afterwards.
 func (f *Fill) Unmap() error { return f.r.unmap() }
@@ -161,6 +166,11 @@ func (f *Fill) Free() uint32 { return f.r.refresh() }
 
 // Size returns the number of ring entries.
 func (t *TX) Size() uint32 { return t.r.size }
+
+// Queued returns the number of descriptors submitted to the kernel and not
+// sent yet, from the shared indices; unlike the other methods any goroutine
+// may call it (a moment's sample while the ring is in use).
+func (t *TX) Queued() uint32 { return t.r.queued() }
 
 // Unmap unmaps a ring created by MapTX; it is a no-op for rings built by
 // NewTX and after the first call. The ring must not be used afterwards.
@@ -198,6 +208,12 @@ func (t *TX) Outstanding() uint32 {
 // Size returns the number of ring entries.
 func (c *Completion) Size() uint32 { return c.r.size }
 
+// Queued returns the number of completed frame addresses the kernel produced
+// and user space has not released, from the shared indices; unlike the other
+// methods any goroutine may call it (a moment's sample while the ring is in
+// use).
+func (c *Completion) Queued() uint32 { return c.r.queued() }
+
 // Unmap unmaps a ring created by MapCompletion; it is a no-op for rings
 // built by NewCompletion and after the first call. The ring must not be used
 // afterwards.
@@ -221,6 +237,12 @@ func (c *Completion) Release(n uint32) { c.r.release(n) }
 
 // Size returns the number of ring entries.
 func (x *RX) Size() uint32 { return x.r.size }
+
+// Queued returns the number of received descriptors the kernel produced and
+// user space has not released, from the shared indices; unlike the other
+// methods any goroutine may call it (a moment's sample while the ring is in
+// use).
+func (x *RX) Queued() uint32 { return x.r.queued() }
 
 // Unmap unmaps a ring created by MapRX; it is a no-op for rings built by
 // NewRX and after the first call. The ring must not be used afterwards.

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -20,9 +21,21 @@ type Options struct {
 
 // Run builds a two-member topology, starts the appliance, sends traffic
 // through the aggregate, takes the active member's link down, shows traffic
-// continuing, and removes everything (also when ctx is cancelled).
+// continuing, and removes everything (also when ctx is cancelled: the
+// error then wraps ctx.Err()). It fails when a ping is lost while every
+// link is up, or outside the failover window, and reports the failover's
+// outage.
 func Run(ctx context.Context, o Options) (err error) {
 	w := o.Out
+	// Interrupted, every step fails in its own way (iperf3 "signal:
+	// killed", a ping without summary): report the interruption instead,
+	// after everything was removed (this runs after the other deferred
+	// steps).
+	defer func() {
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+	}()
 	say := func(f string, a ...any) { fmt.Fprintf(w, "==> "+f+"\n", a...) }
 	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -62,11 +75,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		spec.Options["lacp_rate"] = "fast"
 	}
 	cfg := t.Config(spec, "@SOCKET@")
-	say("starting bond-appliance in netns %s with:\n%s", t.GW, indent(cfg))
+	say("starting bond-appliance in netns %s", t.GW)
 	p, err := t.Start(ctx, o.Binary, cfg)
 	if err != nil {
+		fmt.Fprint(w, indent(strings.ReplaceAll(cfg, "@SOCKET@", "(in a temporary directory, removed)")))
 		return err
 	}
+	say("bond-appliance runs with:\n%s", indent(strings.ReplaceAll(cfg, "@SOCKET@", p.Socket)))
+	fmt.Fprintf(w, "    (status meanwhile: sudo %s status --socket %s)\n", o.Binary, p.Socket)
 	defer func() {
 		say("stopping the appliance (SIGTERM)")
 		if serr := p.Stop(); serr != nil && err == nil {
@@ -111,19 +127,29 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}
 	say("host side %s %s, peer %s", BondName, HostIP, PeerIP)
-	out, err := t.InGW(ctx, "ping", "-c", "5", "-i", "0.2", "-W", "1", PeerIP)
+	out, _ := t.InGW(ctx, "ping", "-c", "5", "-i", "0.2", "-W", "1", PeerIP)
 	fmt.Fprint(w, indent(out))
-	if err != nil {
-		return fmt.Errorf("ping through the aggregate failed: %w", err)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	first := parsePing(out)
+	fmt.Fprintf(w, "    first pings: %s\n", first.describe())
+	if first.Sent == 0 || first.Received < first.Sent {
+		return fmt.Errorf("ping through the aggregate lost %d of %d (no link was down)", first.Sent-first.Received, first.Sent)
 	}
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", t.Peer, "iperf3", "-s", "-1")
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	time.Sleep(300 * time.Millisecond)
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
 	say("iperf3 %d s, host -> peer, 4 streams", o.Seconds)
 	out, err = t.InGW(ctx, "iperf3", "-c", PeerIP, "-t", fmt.Sprint(o.Seconds), "-P", "4", "-f", "m")
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	fmt.Fprint(w, indent(lastLines(out, 4)))
 	if err != nil {
 		return fmt.Errorf("iperf3: %w", err)
@@ -142,23 +168,34 @@ func Run(ctx context.Context, o Options) (err error) {
 			active = i
 		}
 	}
-	say("taking %s down on the peer side (carrier loss on %s) while pinging", t.Ports[active], t.Members[active])
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ping := exec.CommandContext(pctx, "ip", "netns", "exec", t.GW, "ping", "-c", "20", "-i", "0.1", "-W", "1", PeerIP)
+	say("taking %s down on the peer side (carrier loss on %s) while pinging every %v", t.Ports[active], t.Members[active], failoverInterval)
+	ping := exec.CommandContext(ctx, "ip", "netns", "exec", t.GW, "ping", "-D", "-c", fmt.Sprint(failoverPings),
+		"-i", fmt.Sprintf("%.3f", failoverInterval.Seconds()), "-W", "1", PeerIP)
 	var pout strings.Builder
 	ping.Stdout = &pout
+	t0 := time.Now()
 	if err := ping.Start(); err != nil {
 		return err
 	}
-	time.Sleep(500 * time.Millisecond)
-	if err := t.SetPort(ctx, active, false); err != nil {
+	if err := sleep(ctx, failoverAfter); err != nil {
+		_ = ping.Wait()
 		return err
 	}
-	perr := ping.Wait()
+	down, downAt := time.Since(t0), time.Now()
+	if err := t.SetPort(ctx, active, false); err != nil {
+		_ = ping.Wait()
+		return err
+	}
+	_ = ping.Wait() // ping's exit status says nothing about partial loss: its output does
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	fmt.Fprint(w, indent(lastLines(pout.String(), 3)))
-	if perr != nil {
-		return fmt.Errorf("traffic did not continue after the link went down: %v", perr)
+	pr := parsePing(pout.String())
+	fo := analyseFailover(pr, pr.seqAt(downAt, down, failoverInterval), failoverInterval, failoverWindow)
+	fmt.Fprintf(w, "    failover: %s\n", fo.describe())
+	if fo.err != nil {
+		return fmt.Errorf("failover: %w", fo.err)
 	}
 	st, err = p.Status("")
 	if err != nil {
@@ -166,8 +203,208 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("status after the failure")
 	fmt.Fprint(w, indent(firstBond(st)))
-	say("lab %s OK", o.Mode)
+	for _, l := range st.Lanes {
+		u := l.UMEM
+		fmt.Fprintf(w, "    lane %d UMEM frames: %d = free %d + fill %d + rx %d + in flight %d + tx %d + completion %d; lost to reclaim deadlines %d\n",
+			l.ID, u.Frames, u.Free, u.Fill, u.RX, u.InFlight, u.TX, u.Completion, u.LostToReclaim)
+	}
+	say("lab %s OK: first pings without loss, failover outage %s", o.Mode, fo.outageText())
 	return nil
+}
+
+// The failover measurement: a ping every failoverInterval, failoverPings
+// of them; the member goes down failoverAfter after the first. Lost
+// replies of pings sent from just before the link went down to
+// failoverWindow after it are the failover's outage; any other loss fails
+// the lab.
+const (
+	failoverInterval = 20 * time.Millisecond
+	failoverPings    = 100
+	failoverAfter    = 500 * time.Millisecond
+	failoverWindow   = time.Second
+)
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pingResult is what ping printed: how many it sent, how many replies
+// came back, the sequence numbers of the replies and, with ping -D, when
+// each came (Unix seconds; 0 without -D).
+type pingResult struct {
+	Sent, Received int
+	Seqs           []int
+	At             []float64
+}
+
+// parsePing reads iputils ping's output: "icmp_seq=N" of every reply, its
+// "[unix time]" prefix (-D), and the "N packets transmitted, M received"
+// summary. Duplicate replies (DUP!) count once.
+func parsePing(out string) pingResult {
+	var r pingResult
+	seen := map[int]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "icmp_seq="); i >= 0 && strings.Contains(line, "bytes from") {
+			var seq int
+			if _, err := fmt.Sscanf(line[i+len("icmp_seq="):], "%d", &seq); err == nil && !seen[seq] {
+				var at float64
+				if strings.HasPrefix(line, "[") {
+					fmt.Sscanf(line[1:], "%f", &at)
+				}
+				seen[seq] = true
+				r.Seqs = append(r.Seqs, seq)
+				r.At = append(r.At, at)
+			}
+			continue
+		}
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(strings.TrimSpace(line), "%d packets transmitted, %d received", &r.Sent, &r.Received)
+		}
+	}
+	return r
+}
+
+func (r pingResult) describe() string {
+	if r.Sent == 0 {
+		return "ping printed no summary"
+	}
+	if r.Received >= r.Sent {
+		return fmt.Sprintf("%d sent, %d received, no loss", r.Sent, r.Received)
+	}
+	return fmt.Sprintf("%d sent, %d received, %d lost (%s)", r.Sent, r.Received, r.Sent-r.Received, seqRanges(r.missing()))
+}
+
+// seqAt returns the first ping sent after time t: one after the last
+// reply that came before t (ping -D's timestamps). Without timestamps it
+// estimates it from the time since the first ping and the interval (late
+// when ping falls behind its interval on a loaded machine).
+func (r pingResult) seqAt(t time.Time, since, interval time.Duration) int {
+	at := float64(t.UnixNano()) / 1e9
+	last, stamped := 0, false
+	for i, s := range r.Seqs {
+		if r.At[i] == 0 {
+			continue
+		}
+		stamped = true
+		if r.At[i] <= at && s > last {
+			last = s
+		}
+	}
+	if !stamped {
+		return int(since/interval) + 1
+	}
+	return last + 1
+}
+
+// missing returns the sequence numbers 1..Sent without a reply.
+func (r pingResult) missing() []int {
+	got := make(map[int]bool, len(r.Seqs))
+	for _, s := range r.Seqs {
+		got[s] = true
+	}
+	var m []int
+	for s := 1; s <= r.Sent; s++ {
+		if !got[s] {
+			m = append(m, s)
+		}
+	}
+	return m
+}
+
+// failover is the analysis of the pings across a link failure.
+type failover struct {
+	ping     pingResult
+	interval time.Duration
+	downSeq  int   // the first ping sent after the link went down
+	inWindow []int // lost in the failover window
+	outside  []int // lost elsewhere
+	err      error
+}
+
+// analyseFailover splits the lost pings of r into those of the failover
+// window (from the ping before downSeq, the first sent after the link went
+// down, to window after it) and the others. Loss outside the window, or no
+// ping at all, is an error.
+func analyseFailover(r pingResult, downSeq int, interval, window time.Duration) failover {
+	f := failover{ping: r, interval: interval, downSeq: downSeq}
+	if r.Sent == 0 {
+		f.err = fmt.Errorf("ping printed no summary (did it run?)")
+		return f
+	}
+	lo, hi := f.downSeq-1, f.downSeq+int(window/interval)
+	for _, s := range r.missing() {
+		if s >= lo && s <= hi {
+			f.inWindow = append(f.inWindow, s)
+		} else {
+			f.outside = append(f.outside, s)
+		}
+	}
+	switch {
+	case r.Received == 0:
+		f.err = fmt.Errorf("no reply at all: traffic did not continue after the link went down")
+	case len(f.outside) > 0:
+		f.err = fmt.Errorf("%d lost outside the failover window (%s; the link went down at seq %d, window %v)",
+			len(f.outside), seqRanges(f.outside), f.downSeq, window)
+	}
+	return f
+}
+
+// outage is the longest run of consecutive lost pings in the window,
+// times the interval: the failover's outage, to within one interval.
+func (f failover) outage() time.Duration {
+	longest, run, prev := 0, 0, -2
+	for _, s := range f.inWindow {
+		if s == prev+1 {
+			run++
+		} else {
+			run = 1
+		}
+		prev = s
+		longest = max(longest, run)
+	}
+	return time.Duration(longest) * f.interval
+}
+
+func (f failover) outageText() string {
+	if len(f.inWindow) == 0 {
+		return fmt.Sprintf("below %v (no ping lost)", f.interval)
+	}
+	return fmt.Sprintf("about %v (%d lost, %s)", f.outage(), len(f.inWindow), seqRanges(f.inWindow))
+}
+
+func (f failover) describe() string {
+	s := fmt.Sprintf("%d sent, %d received; link down before seq %d; outage %s", f.ping.Sent, f.ping.Received, f.downSeq, f.outageText())
+	if len(f.outside) > 0 {
+		s += fmt.Sprintf("; lost OUTSIDE the failover window: %s", seqRanges(f.outside))
+	}
+	return s
+}
+
+// seqRanges writes sorted sequence numbers as "seq 3, 7-9".
+func seqRanges(seqs []int) string {
+	if len(seqs) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, fmt.Sprint(seqs[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", seqs[i], seqs[j]))
+		}
+		i = j + 1
+	}
+	return "seq " + strings.Join(parts, ", ")
 }
 
 func indent(s string) string {

@@ -119,12 +119,19 @@ func (s *syncBuffer) String() string {
 }
 
 // Start runs binary with the YAML config in the gateway namespace and waits
-// until its control socket answers.
-func (t *Topo) Start(ctx context.Context, binary, yaml string) (*Proc, error) {
+// until its control socket answers. The temporary directory it makes (the
+// configuration file and the control socket) is removed by Stop, or here
+// when the appliance does not start.
+func (t *Topo) Start(ctx context.Context, binary, yaml string) (_ *Proc, err error) {
 	dir, err := os.MkdirTemp("", "ba-"+t.ID+"-")
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	sock := filepath.Join(dir, "control.sock")
 	yaml = strings.ReplaceAll(yaml, "@SOCKET@", sock)
 	yaml = strings.ReplaceAll(yaml, "@STATEDIR@", stateDirFor(sock))

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/bond-appliance/bond-appliance/rings"
@@ -30,7 +31,8 @@ type PortStats struct {
 	DropTxFull   Counter // TX ring or pending batch full
 	DropNoSlave  Counter // host frame with no member able to transmit
 	DropInactive Counter // received on a member that may not deliver (backup, not collecting)
-	DropNoFrame  Counter // UMEM exhausted (broadcast copy, control frame)
+	DropNoFrame  Counter // UMEM exhausted: a broadcast copy or a control frame not made
+	DropTooLong  Counter // TAP frame longer than a UMEM frame's room (dropped, never truncated)
 	// Frames handed to control, by class, and those lost because the
 	// class's ring was full: slow protocols (LACPDU, marker) on
 	// ToCtrlSlow; ARP/ND copies for the monitor and alb, and (on the host
@@ -166,6 +168,12 @@ type Lane struct {
 	stop    atomic.Bool
 	started bool
 	done    chan struct{}
+
+	tapIOV   [2]unix.Iovec // a TAP read: the UMEM frame's room, then tapSpill
+	tapSpill [1]byte       // catches the first byte of a frame longer than the room
+
+	free atomic.Uint32 // UMEM free frames at the end of the last iteration (for Places)
+	lost atomic.Uint64 // frames of retired sockets the Reclaim caller gave up on
 }
 
 // New builds a lane over u with the given bonds. Every port must have its
@@ -197,6 +205,7 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 	l.cur = lay
 	l.next.Store(lay)
 	l.adopted.Store(lay)
+	l.free.Store(uint32(u.Available()))
 	return l
 }
 
@@ -287,6 +296,53 @@ func (l *Lane) Reclaim(addr uint64, from umem.Place) bool {
 	return l.reclaim.Push(&r)
 }
 
+// ReclaimLost records n frames of retired sockets that the caller of
+// Reclaim could not hand back (the queue stayed full past its deadline):
+// they are in no place of the lane any more. Only the Reclaim caller
+// writes it; LostToReclaim reads it from any goroutine.
+func (l *Lane) ReclaimLost(n uint64) { l.lost.Store(l.lost.Load() + n) }
+
+// LostToReclaim returns the frames recorded by ReclaimLost.
+func (l *Lane) LostToReclaim() uint64 { return l.lost.Load() }
+
+// Places says where a lane's UMEM frames are, read without stopping the
+// lane: Free is the free stack as the lane left it at the end of its last
+// iteration, Fill, RX, TX and Completion the entries between the consumer
+// and producer indices of the rings of the published layout's sockets
+// (kernel-shared counters). What is in none of them is in flight: held by
+// the lane within an iteration, inside the kernel between two rings,
+// queued for reclaim or on a retired socket, or lost. An idle lane's
+// places are exact; under traffic they are a moment's sample that need
+// not add up.
+type Places struct {
+	Frames, Free, Fill, RX, TX, Completion uint64
+}
+
+// Places reads where the lane's frames are. Any goroutine may call it (the
+// appliance's control loop does, when it builds the status); it reads a
+// few counters per socket and never stops the lane.
+func (l *Lane) Places() Places {
+	pl := Places{Frames: uint64(l.U.NumFrames()), Free: uint64(l.free.Load())}
+	for _, p := range l.Ports() {
+		if p.Tap {
+			continue
+		}
+		if p.Fill != nil {
+			pl.Fill += uint64(p.Fill.Queued())
+		}
+		if p.RX != nil {
+			pl.RX += uint64(p.RX.Queued())
+		}
+		if p.TX != nil {
+			pl.TX += uint64(p.TX.Queued())
+		}
+		if p.Comp != nil {
+			pl.Completion += uint64(p.Comp.Queued())
+		}
+	}
+	return pl
+}
+
 // DrainReclaimed frees the frames queued by Reclaim; the lane does it at
 // every iteration, the owner once more after Stop.
 func (l *Lane) DrainReclaimed() {
@@ -319,7 +375,10 @@ func (l *Lane) adopt() {
 func (l *Lane) Config() Config { return l.cfg }
 
 // Prime fills every fill ring before the loop starts.
-func (l *Lane) Prime() { l.refill() }
+func (l *Lane) Prime() {
+	l.refill()
+	l.free.Store(uint32(l.U.Available()))
+}
 
 // Step runs one iteration: receive on every port, forward, transmit,
 // reap completions, refill. It returns the number of frames received.
@@ -345,6 +404,7 @@ func (l *Lane) Step() int {
 	l.flush()
 	l.complete()
 	l.refill()
+	l.free.Store(uint32(l.U.Available()))
 	return work
 }
 
@@ -525,25 +585,55 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 }
 
 // tapRead reads up to a batch of frames from a TAP device into UMEM frames.
+// With no free frame it stops reading: the frames wait in the TAP queue
+// (nothing is lost by the lane; the kernel counts its own drops, as the
+// TAP device's TX drops, should that queue overflow), so DropNoFrame never
+// counts here. The TAP driver truncates a frame longer than the buffer and
+// returns the truncated length (Linux 6.18, IFF_TAP|IFF_NO_PI), so a frame
+// of exactly the room would look like a frame cut to it: the lane reads
+// with readv into the frame's room and one spill byte past it, and a read
+// that reaches the spill byte is a frame too long for a UMEM frame,
+// dropped and counted in DropTooLong, never passed on truncated.
 func (l *Lane) tapRead(h *Port) []rings.Desc {
 	n := 0
-	fs := l.U.FrameSize()
-	for n < l.cfg.Batch {
+	room := l.U.FrameSize() - headroom
+	for i := 0; i < l.cfg.Batch; i++ {
 		addr, ok := l.U.Alloc()
 		if !ok {
-			h.Stats.DropNoFrame.Add(1)
 			break
 		}
 		addr += headroom
-		r, err := unix.Read(h.FD, l.U.Frame(addr, fs-headroom))
+		r, err := tapReadFn(h.FD, l.U.Frame(addr, room), l.tapSpill[:], &l.tapIOV)
 		if err != nil || r <= 0 {
 			l.U.Free(addr)
 			break
+		}
+		if uint32(r) > room {
+			l.drop(addr, &h.Stats.DropTooLong)
+			continue
 		}
 		l.rxbuf[n] = rings.Desc{Addr: addr, Len: uint32(r)}
 		n++
 	}
 	return l.rxbuf[:n]
+}
+
+// tapReadFn reads one frame from a TAP queue (a test hook).
+var tapReadFn = readTap
+
+// readTap reads one frame from TAP queue fd into p, and what does not fit
+// into spill, with one readv(2) over iov (the caller's, so nothing is
+// allocated). It returns the bytes read.
+func readTap(fd int, p, spill []byte, iov *[2]unix.Iovec) (int, error) {
+	iov[0].Base = unsafe.SliceData(p)
+	iov[0].SetLen(len(p))
+	iov[1].Base = unsafe.SliceData(spill)
+	iov[1].SetLen(len(spill))
+	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
 }
 
 // headroom is where frame data starts in a UMEM frame (XDP_PACKET_HEADROOM),

@@ -17,6 +17,7 @@ const (
 	ReasonNoSlave               = "no_slave"
 	ReasonInactiveSlave         = "inactive_slave"
 	ReasonNoFrame               = "no_frame"
+	ReasonTooLong               = "too_long"
 	ReasonSlowProtocolQueueFull = "slow_protocol_queue_full"
 	ReasonNeighbourQueueFull    = "neighbour_queue_full"
 	ReasonControlBad            = "control_bad"
@@ -53,7 +54,8 @@ func newCounterSet(d *descs, prefix, what string, labels []string) counterSet {
 		txBytes:   d.new(prefix+"_transmit_bytes_total", "Bytes transmitted on "+what+".", labels...),
 		dropped: d.new(prefix+"_dropped_packets_total", "Packets dropped on "+what+", by reason: "+
 			"tx_full (TX ring or pending batch full), no_slave (host frame with no slave able to transmit), "+
-			"inactive_slave (received on a slave that may not deliver), no_frame (UMEM exhausted), "+
+			"inactive_slave (received on a slave that may not deliver), no_frame (UMEM exhausted: a broadcast copy or control frame not made), "+
+			"too_long (tap frame longer than a UMEM frame's room), "+
 			"slow_protocol_queue_full (LACPDU or marker for the control plane lost because its queue was full), "+
 			"neighbour_queue_full (ARP/ND copy for the control plane lost because its queue was full), "+
 			"control_bad (frame from the control plane with an impossible length).", withReason...),
@@ -83,6 +85,7 @@ func (s *counterSet) collect(ch chan<- prometheus.Metric, c *appliance.Counters,
 		{ReasonNoSlave, c.DropNoSlave},
 		{ReasonInactiveSlave, c.DropInactive},
 		{ReasonNoFrame, c.DropNoFrame},
+		{ReasonTooLong, c.DropTooLong},
 		{ReasonSlowProtocolQueueFull, c.CtrlDrop},
 		{ReasonNeighbourQueueFull, c.NeighDrop},
 		{ReasonControlBad, c.CtrlBad},
@@ -126,6 +129,7 @@ type collector struct {
 	monProbes, monNotifs, monTxDrops *prometheus.Desc
 
 	laneInfo, laneIter, laneBusy, laneSleeps, laneBusyRatio, laneBusySeconds *prometheus.Desc
+	laneFrames, laneUMEMFrames, laneLostReclaim                              *prometheus.Desc
 	port                                                                     counterSet
 }
 
@@ -192,6 +196,10 @@ func NewCollector(src func() (*appliance.Status, error)) prometheus.Collector {
 	c.laneBusy = d.new("lane_busy_iterations_total", "Polling loop iterations of the lane that moved at least one frame.", lane...)
 	c.laneSleeps = d.new("lane_sleeps_total", "Polls of the lane in adaptive mode (waits for the kernel instead of busy polling).", lane...)
 	c.laneBusyRatio = d.new("lane_busy_ratio", "Share of the lane's core spent moving frames since start (0 to 1); rate(lane_busy_seconds_total) gives a recent value.", lane...)
+	c.laneFrames = d.new("lane_umem_frames", "Frames of the lane's UMEM.", lane...)
+	c.laneUMEMFrames = d.new("lane_umem_place_frames", "Frames of the lane's UMEM by place: free, fill, rx, in_flight, tx, completion "+
+		"(read without stopping the lane: exact when idle, a moment's sample under traffic; in_flight growing on an idle lane is a leak).", "lane", "place")
+	c.laneLostReclaim = d.new("lane_umem_lost_to_reclaim_frames_total", "Frames of retired sockets not handed back to the lane before the reclaim deadline (lost until restart).", lane...)
 	c.laneBusySeconds = d.new("lane_busy_seconds_total", "Time the lane spent in iterations that moved frames.", lane...)
 	c.port = newCounterSet(d, "port", "one AF_XDP socket (or tap queue) of a lane", port)
 	return c
@@ -297,6 +305,15 @@ func (c *collector) collectLane(ch chan<- prometheus.Metric, l *appliance.LaneSt
 	counter(ch, c.laneSleeps, l.Sleeps, id)
 	gauge(ch, c.laneBusyRatio, l.BusyRatio, id)
 	send(ch, c.laneBusySeconds, prometheus.CounterValue, float64(l.BusyNanos)/1e9, []string{id})
+	u := &l.UMEM
+	gauge(ch, c.laneFrames, float64(u.Frames), id)
+	for _, p := range []struct {
+		place string
+		v     uint64
+	}{{"free", u.Free}, {"fill", u.Fill}, {"rx", u.RX}, {"in_flight", u.InFlight}, {"tx", u.TX}, {"completion", u.Completion}} {
+		gauge(ch, c.laneUMEMFrames, float64(p.v), id, p.place)
+	}
+	counter(ch, c.laneLostReclaim, u.LostToReclaim, id)
 	// A lane holds one port per device; should two carry the same name,
 	// export their sum rather than a duplicate series that fails the scrape.
 	seen := make(map[string]int, len(l.Ports))
@@ -323,6 +340,7 @@ func addCounters(d, s *appliance.Counters) {
 	d.DropNoSlave += s.DropNoSlave
 	d.DropInactive += s.DropInactive
 	d.DropNoFrame += s.DropNoFrame
+	d.DropTooLong += s.DropTooLong
 	d.CtrlRx += s.CtrlRx
 	d.CtrlDrop += s.CtrlDrop
 	d.NeighRx += s.NeighRx

@@ -65,10 +65,12 @@ func testStatus() *appliance.Status {
 			},
 		},
 		Lanes: []appliance.LaneStatus{
-			{ID: 0, CPU: 2, Iterations: 1000, Busy: 250, BusyNanos: 2500000000, BusyRatio: 0.25, Sleeps: 0, Ports: []appliance.PortStatus{
-				{Name: "bond0", Counters: appliance.Counters{RxPackets: 60, TxPackets: 70}},
-				{Name: "eth0", Counters: appliance.Counters{RxPackets: 80, RxBytes: 5120, XSKFillRingEmpty: 3}},
-			}},
+			{ID: 0, CPU: 2, Iterations: 1000, Busy: 250, BusyNanos: 2500000000, BusyRatio: 0.25, Sleeps: 0,
+				UMEM: appliance.LaneUMEM{Frames: 4096, Free: 1000, Fill: 2048, RX: 10, InFlight: 30, TX: 7, Completion: 1, LostToReclaim: 1000},
+				Ports: []appliance.PortStatus{
+					{Name: "bond0", Counters: appliance.Counters{RxPackets: 60, TxPackets: 70}},
+					{Name: "eth0", Counters: appliance.Counters{RxPackets: 80, RxBytes: 5120, XSKFillRingEmpty: 3}},
+				}},
 			{ID: 1, CPU: 3, Ports: []appliance.PortStatus{
 				{Name: "eth0", Counters: appliance.Counters{RxPackets: 70}},
 				// a duplicate name is summed, not exported twice
@@ -216,6 +218,17 @@ func TestScrape(t *testing.T) {
 		`bond_appliance_lane_busy_ratio{lane="0"}`:             "0.25",
 		`bond_appliance_lane_busy_ratio{lane="1"}`:             "0",
 
+		`bond_appliance_lane_umem_frames{lane="0"}`:                                                    "4096",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="free"}`:                                 "1000",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="fill"}`:                                 "2048",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="rx"}`:                                   "10",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="in_flight"}`:                            "30",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="tx"}`:                                   "7",
+		`bond_appliance_lane_umem_place_frames{lane="0",place="completion"}`:                           "1",
+		`bond_appliance_lane_umem_lost_to_reclaim_frames_total{lane="0"}`:                              "1000",
+		`bond_appliance_lane_umem_place_frames{lane="1",place="in_flight"}`:                            "0",
+		`bond_appliance_port_dropped_packets_total{lane="0",port="bond0",queue="0",reason="too_long"}`: "0",
+
 		`bond_appliance_port_receive_packets_total{lane="0",port="bond0",queue="0"}`:                                 "60",
 		`bond_appliance_port_transmit_packets_total{lane="0",port="bond0",queue="0"}`:                                "70",
 		`bond_appliance_port_receive_packets_total{lane="0",port="eth0",queue="0"}`:                                  "80",
@@ -252,7 +265,7 @@ func TestScrape(t *testing.T) {
 	}
 	// Every series is labelled only with the documented label names.
 	allowed := map[string]bool{"bond": true, "slave": true, "lane": true, "queue": true, "port": true,
-		"reason": true, "version": true, "mode": true, "cpu": true}
+		"reason": true, "version": true, "mode": true, "cpu": true, "place": true}
 	lab := regexp.MustCompile(`([a-z_]+)="`)
 	for k := range got {
 		for _, m := range lab.FindAllStringSubmatch(k, -1) {
@@ -299,15 +312,15 @@ bond_appliance_bond_active_slave_info{bond="bond1",slave="eth3"} 1
 		"bond_appliance_bond_up", "bond_appliance_bond_active_slave_info"); err != nil {
 		t.Error(err)
 	}
-	// 7 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
+	// 8 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
 	// lane ports.
-	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 14 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 16 {
 		t.Errorf("host drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 28 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 32 {
 		t.Errorf("slave drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 28 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 32 {
 		t.Errorf("port drops: %d series", n)
 	}
 }

@@ -27,11 +27,15 @@
 //     inactive_slave (received on a slave that may not deliver: a backup
 //     slave, a port that is not collecting),
 //     no_frame (UMEM exhausted: broadcast copies, control frames),
+//     too_long (a frame read from a tap host device longer than a UMEM
+//     frame's room),
 //     slow_protocol_queue_full (a LACPDU or marker for the control plane
 //     lost because the lane-to-control slow-protocol queue was full),
 //     neighbour_queue_full (an ARP/ND copy for the ARP/NS monitor or alb
 //     lost because the lane-to-control neighbour queue was full),
 //     control_bad (a frame from the control plane with an impossible length).
+//   - place: where UMEM frames are, one of free, fill, rx, in_flight, tx,
+//     completion (bond_appliance_lane_umem_place_frames only).
 //   - version, mode, cpu: on the _info metrics only.
 //
 // # Metrics
@@ -126,10 +130,19 @@
 //	bond_appliance_lane_sleeps_total{lane}            counter  adaptive-mode polls
 //	bond_appliance_lane_busy_ratio{lane}              gauge    share of the core spent moving frames since start (0 to 1)
 //	bond_appliance_lane_busy_seconds_total{lane}      counter  time spent in iterations that moved frames
+//	bond_appliance_lane_umem_frames{lane}             gauge    frames of the lane's UMEM
+//	bond_appliance_lane_umem_place_frames{lane,place} gauge    frames per place (free, fill, rx, in_flight, tx, completion)
+//	bond_appliance_lane_umem_lost_to_reclaim_frames_total{lane} counter  retired sockets' frames not handed back before the reclaim deadline
 //
-// For a recent busy ratio, use
+// lane_busy_ratio is busy seconds / uptime (busy_nanoseconds / uptime in
+// the status), not busy iterations / iterations. For a recent busy ratio,
+// use
 //
-//	rate(bond_appliance_lane_busy_iterations_total[1m]) / rate(bond_appliance_lane_iterations_total[1m])
+//	rate(bond_appliance_lane_busy_seconds_total[1m])
+//
+// The places are read without stopping the lane: exact on an idle lane, a
+// moment's sample under traffic. in_flight that grows on an idle lane, or
+// lost_to_reclaim above 0, is a leak of frames.
 //
 // Series of bonds, slaves and lanes that no longer exist disappear from the
 // next scrape.

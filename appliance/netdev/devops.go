@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -38,6 +40,10 @@ type devOps interface {
 	del(name string) error
 	// attachXDP attaches program id (or hold, when not nil) with flags.
 	attachXDP(name string, id uint32, hold *ebpf.Program, flags int) error
+	// ipv6Disabled reads net.ipv6.conf.<name>.disable_ipv6; ok is false
+	// when the kernel has no such setting (no IPv6).
+	ipv6Disabled(name string) (off, ok bool, err error)
+	setIPv6Disabled(name string, off bool) error
 }
 
 // netlinkOps are the real device operations.
@@ -182,3 +188,24 @@ func (netlinkOps) attachXDP(name string, id uint32, hold *ebpf.Program, flags in
 
 // errProgGone: a replaced XDP program no longer exists.
 var errProgGone = errors.New("the program no longer exists")
+
+func ipv6Path(name string) string { return "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6" }
+
+func (netlinkOps) ipv6Disabled(name string) (bool, bool, error) {
+	b, err := os.ReadFile(ipv6Path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("%s: read disable_ipv6: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)) == "1", true, nil
+}
+
+func (netlinkOps) setIPv6Disabled(name string, off bool) error {
+	v := "0"
+	if off {
+		v = "1"
+	}
+	return os.WriteFile(ipv6Path(name), []byte(v), 0o644)
+}

@@ -40,7 +40,7 @@ type Record struct {
 	MAC      string    `json:"mac,omitempty"`       // KindMAC
 	MTU      int       `json:"mtu,omitempty"`       // KindMTU
 	Channels *Channels `json:"channels,omitempty"`  // KindChannels
-	On       bool      `json:"on,omitempty"`        // KindUp, KindAllmulti, KindPromisc: the state found
+	On       bool      `json:"on,omitempty"`        // KindUp, KindAllmulti, KindPromisc, KindIPv6Off: the state found
 	Peer     string    `json:"peer,omitempty"`      // KindVeth: the other end
 	ProgID   uint32    `json:"prog_id,omitempty"`   // KindXDP: the program force replaced
 	XDPFlags int       `json:"xdp_flags,omitempty"` // KindXDP: its attach mode (XDP_FLAGS_*)
@@ -54,9 +54,10 @@ const (
 	KindUp       = "updown"
 	KindAllmulti = "allmulti"
 	KindPromisc  = "promisc"
-	KindVeth     = "veth" // a veth pair the appliance created
-	KindTap      = "tap"  // a TAP the appliance created
-	KindXDP      = "xdp"  // an XDP program replaced under force: true
+	KindIPv6Off  = "ipv6_disabled" // net.ipv6.conf.<dev>.disable_ipv6; On: the value found
+	KindVeth     = "veth"          // a veth pair the appliance created
+	KindTap      = "tap"           // a TAP the appliance created
+	KindXDP      = "xdp"           // an XDP program replaced under force: true
 )
 
 func (j *Journal) dev() devOps {
@@ -359,3 +360,28 @@ func (j *Journal) undoOne(e *entry, report func(Step)) error {
 }
 
 func macEqual(a, b net.HardwareAddr) bool { return string(a) == string(b) }
+
+// DisableIPv6 turns IPv6 off on a member (net.ipv6.conf.<name>.disable_ipv6)
+// until the member is restored. A kernel bond's slave sends nothing of its
+// own (addrconf skips IFF_SLAVE devices); a member of the appliance is a
+// plain device whose own stack would otherwise send router solicitations,
+// MLD reports and duplicate address detection with the MAC the appliance
+// gave it, from a member that is not the active one, and teach the switch
+// the bond's MAC on the wrong port. Without IPv6 in the kernel (no such
+// setting) it does nothing.
+func (j *Journal) DisableIPv6(name string) error {
+	d, err := j.dev().get(name)
+	if err != nil {
+		return err
+	}
+	off, ok, err := j.dev().ipv6Disabled(name)
+	if err != nil || !ok || off {
+		return err
+	}
+	return j.change(Record{Kind: KindIPv6Off, Device: name, Ifindex: d.Index, On: off}, func() error {
+		if err := j.dev().setIPv6Disabled(name, true); err != nil {
+			return fmt.Errorf("%s: disable IPv6: %w", name, err)
+		}
+		return nil
+	})
+}

@@ -16,6 +16,7 @@ import (
 // fakeOps are devices in memory. Before every change it checks, through
 // check, that the state file already records it.
 type fakeOps struct {
+	ipv6  map[string]bool // disable_ipv6 per device (absent: no IPv6)
 	devs  map[string]*devState
 	chans map[string]Channels
 	check func(op, dev string)
@@ -49,6 +50,22 @@ func (f *fakeOps) get(name string) (devState, error) {
 }
 
 func (f *fakeOps) dev(name string) *devState { return f.devs[name] }
+
+func (f *fakeOps) ipv6Disabled(name string) (bool, bool, error) {
+	off, ok := f.ipv6[name]
+	return off, ok, nil
+}
+
+func (f *fakeOps) setIPv6Disabled(name string, off bool) error {
+	if err := f.before("ipv6", name); err != nil {
+		return err
+	}
+	if f.ipv6 == nil {
+		f.ipv6 = map[string]bool{}
+	}
+	f.ipv6[name] = off
+	return nil
+}
 
 func (f *fakeOps) setMAC(name string, mac net.HardwareAddr) error {
 	if err := f.before("mac", name); err != nil {
@@ -391,5 +408,38 @@ func TestJournalRestoreDevice(t *testing.T) {
 	}
 	if _, ok := f.devs["bond0"]; ok {
 		t.Fatal("veth not deleted")
+	}
+}
+
+// A member's IPv6 is turned off while it is a member and put back as found;
+// a kernel without IPv6, or a device with IPv6 already off, is left alone.
+func TestJournalDisableIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ipv6      map[string]bool
+		wantWhile map[string]bool
+		wantAfter map[string]bool
+	}{
+		{"on, turned off, put back", map[string]bool{"m0": false}, map[string]bool{"m0": true}, map[string]bool{"m0": false}},
+		{"already off", map[string]bool{"m0": true}, map[string]bool{"m0": true}, map[string]bool{"m0": true}},
+		{"no IPv6", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.ipv6 = tc.ipv6
+			j := &Journal{ops: f}
+			if err := j.DisableIPv6("m0"); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(f.ipv6) != fmt.Sprint(tc.wantWhile) {
+				t.Fatalf("while a member: %v, want %v", f.ipv6, tc.wantWhile)
+			}
+			if err := j.Restore(); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(f.ipv6) != fmt.Sprint(tc.wantAfter) {
+				t.Fatalf("after restore: %v, want %v", f.ipv6, tc.wantAfter)
+			}
+		})
 	}
 }

@@ -129,6 +129,21 @@ func undo(ops devOps, e *entry) (Step, error) {
 				return fail(err)
 			}
 		}
+	case KindIPv6Off:
+		cur, ok, err := ops.ipv6Disabled(e.Device)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			s.Note = "no IPv6 setting now: nothing to restore"
+			return s, nil
+		}
+		s.From, s.To = onOff(cur), onOff(e.On)
+		if cur != e.On {
+			if err := ops.setIPv6Disabled(e.Device, e.On); err != nil {
+				return fail(err)
+			}
+		}
 	case KindVeth, KindTap:
 		want := map[string]string{KindVeth: "veth", KindTap: "tuntap"}[e.Kind]
 		if d.Type != want {
