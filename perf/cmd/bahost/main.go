@@ -9,7 +9,7 @@
 //
 //	bahost [-binary bin/bond-appliance] [-modes active-backup,balance-xor,802.3ad]
 //	       [-seconds 3] [-repeat 1] [-pings 1000] [-interval 0.001] [-idle 3]
-//	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-work DIR]
+//	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-throughput=false] [-work DIR]
 //
 // Per mode it starts the appliance twice, poll adaptive (the default) then
 // poll busy, the whole process on -lane-cpu (dataplane.cores: [lane-cpu]);
@@ -69,6 +69,7 @@ type cfg struct {
 	idle             float64
 	genCPU, laneCPU  int
 	retries          int
+	throughput       bool
 	work             string
 	pgrp             int
 	hz               float64
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&c.genCPU, "gen-cpu", envInt("GEN_CPU", 0), "CPU of iperf3 and ping (env GEN_CPU)")
 	flag.IntVar(&c.laneCPU, "lane-cpu", envInt("LANE_CPU", 1), "CPU of the appliance and its lane (env LANE_CPU)")
 	flag.IntVar(&c.retries, "retries", envInt("RETRIES", 1), "re-runs of a contended measurement (env RETRIES)")
+	flag.BoolVar(&c.throughput, "throughput", envStr("THROUGHPUT", "1") != "0", "run the iperf3 tests (env THROUGHPUT=0 leaves them out)")
 	flag.StringVar(&c.work, "work", "", "directory for configs and logs (default: a temporary one, removed)")
 	flag.Parse()
 	c.modes = strings.Split(*modes, ",")
@@ -338,7 +340,7 @@ func (c *cfg) withAppliance(ctx context.Context, t *lab.Topo, ovs *lab.OVS, a *a
 	if err := c.pingPair(ctx, t, mode, k, poll); err != nil {
 		return err
 	}
-	if poll != "adaptive" {
+	if poll != "adaptive" || !c.throughput {
 		return nil
 	}
 	// throughput
