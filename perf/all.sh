@@ -43,6 +43,7 @@ skip more || step more "$HERE/more.sh"
 skip failover || step failover "$OUT/bafailover" -binary bin/bond-appliance -cpu 0 -series "$OUT/failover.csv"
 skip balacp || step balacp "$OUT/balacp" -binary bin/bond-appliance
 skip plot || step plot "$OUT/baplot" -sizes "$OUT/sizes.csv" -failover "$OUT/failover.csv" -out "$OUT"
+skip hostpath || step hostpath "$HERE/hostpath.sh" # host path vs plain veth (perf/hostpath.sh); its perf=hostpath line is in OUT/hostpath.txt
 
 echo
 echo "== summary (full outputs in $OUT) =="

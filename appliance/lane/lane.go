@@ -866,13 +866,12 @@ func (l *Lane) refill() {
 	}
 }
 
-// spinsBeforeSleep is how many empty iterations adaptive polling spins
-// before it sleeps in poll(2).
-const spinsBeforeSleep = 2000
-
 // Run pins the calling goroutine's thread to the lane's CPU and loops until
-// Stop. In adaptive mode an idle lane sleeps in poll(2) for up to 1 ms at a
-// time, so an idle box does not burn its cores.
+// Stop. In adaptive mode an idle lane follows defaultIdle: it spins on for
+// a while after the last frame, then sleeps in ppoll(2) on its sockets (a
+// frame wakes it) with timeouts growing to 1 ms, so an idle box does not
+// burn its cores. The thread's timer slack is set to 1 µs while it runs, so
+// those short timeouts are not stretched by the default 50 µs.
 func (l *Lane) Run() {
 	defer close(l.done)
 	defer func() {
@@ -890,7 +889,15 @@ func (l *Lane) Run() {
 		set.Set(l.cfg.CPU)
 		_ = unix.SchedSetaffinity(0, &set)
 	}
-	idle := 0
+	pol := defaultIdle
+	if l.cfg.Adaptive {
+		if old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0); err == nil {
+			_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(time.Microsecond), 0, 0, 0)
+			defer func() { _ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0) }()
+		}
+	}
+	last := time.Now()
+	var ts unix.Timespec
 	for !l.stop.Load() {
 		t0 := time.Now()
 		w := l.Step()
@@ -898,14 +905,17 @@ func (l *Lane) Run() {
 		if w > 0 {
 			l.Stats.Busy.Add(1)
 			l.Stats.BusyNanos.Add(uint64(time.Since(t0)))
-			idle = 0
+			last = t0
 			continue
 		}
-		idle++
-		if l.cfg.Adaptive && idle > spinsBeforeSleep {
+		if !l.cfg.Adaptive {
+			continue
+		}
+		if d := pol.sleepFor(t0.Sub(last)); d > 0 {
 			l.Stats.Sleeps.Add(1)
 			if fds := l.cur.pollfds; len(fds) > 0 {
-				_, _ = unix.Poll(fds, 1)
+				ts = unix.NsecToTimespec(int64(d))
+				_, _ = unix.Ppoll(fds, &ts, nil)
 			}
 		}
 	}

@@ -12,6 +12,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/bond-appliance/bond-appliance/rings"
@@ -38,6 +39,16 @@ type Options struct {
 	// the lane's batch size. It is clamped to what the kernel accepts
 	// ([DefaultTxBudget] .. RingSize); 0 leaves the kernel's default.
 	TxBudget uint32
+	// BusyPoll, when not zero, asks the kernel to busy-poll the socket's
+	// NAPI context from the lane's own syscalls (the TX kick, the RX
+	// wake-up) for up to that long, preferring that to softirq processing
+	// (SO_PREFER_BUSY_POLL, SO_BUSY_POLL). It matters for NAPI drivers in
+	// zero-copy mode; on copy-mode veth the sender's softirq has already
+	// delivered the frame when the lane looks (perf/cmd/bahost measures it).
+	BusyPoll time.Duration
+	// BusyPollBudget is the packets per busy poll (SO_BUSY_POLL_BUDGET); 0
+	// leaves the kernel's default (8). Only with BusyPoll.
+	BusyPollBudget uint32
 }
 
 // DefaultTxBudget is the kernel's copy-mode budget per TX kick
@@ -55,6 +66,9 @@ type Socket struct {
 	// value XDP_MAX_TX_SKB_BUDGET took, or [DefaultTxBudget] when the
 	// kernel refused it (lane.Port.TxBudget).
 	TxBudget uint32
+	// BusyPoll is whether the kernel took the busy-poll options
+	// (Options.BusyPoll); false when it refused one of them.
+	BusyPoll bool
 	RX       *rings.RX
 	TX       *rings.TX
 	Fill     *rings.Fill
@@ -117,6 +131,7 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 		}
 	}
 	s.TxBudget = setTxBudget(opt.TxBudget, n, func(v uint32) error { return setInt(fd, unix.XDP_MAX_TX_SKB_BUDGET, v) })
+	s.BusyPoll = setBusyPoll(opt.BusyPoll, opt.BusyPollBudget, func(o, v int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, v) })
 	off, err := rings.MmapOffsets(fd)
 	if err != nil {
 		return nil, fmt.Errorf("XDP_MMAP_OFFSETS: %w", err)
@@ -168,6 +183,33 @@ func setTxBudget(want, ring uint32, set func(uint32) error) uint32 {
 		return DefaultTxBudget
 	}
 	return b
+}
+
+// setBusyPoll sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL (in µs, at least 1)
+// and, when budget is not 0, SO_BUSY_POLL_BUDGET through set (setsockopt
+// at SOL_SOCKET). It reports whether all of them took. When the kernel
+// refuses one (ENOPROTOOPT before Linux 5.11, EPERM without
+// CAP_NET_ADMIN above net.core.busy_read, EINVAL) it turns the others
+// back off and returns false: busy polling is an optimisation, never a
+// reason to fail a socket.
+func setBusyPoll(d time.Duration, budget uint32, set func(opt, v int) error) bool {
+	if d <= 0 {
+		return false
+	}
+	us := int(max(d/time.Microsecond, 1))
+	steps := []struct{ opt, on int }{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, us}}
+	if budget > 0 {
+		steps = append(steps, struct{ opt, on int }{unix.SO_BUSY_POLL_BUDGET, int(budget)})
+	}
+	for i, st := range steps {
+		if set(st.opt, st.on) != nil {
+			for _, u := range steps[:i] {
+				_ = set(u.opt, 0)
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // KickTX asks the kernel to transmit what is on the TX ring. In copy mode

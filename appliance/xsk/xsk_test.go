@@ -1,7 +1,10 @@
 package xsk
 
 import (
+	"os"
+	"reflect"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,5 +71,74 @@ func TestTxBudgetRealSocket(t *testing.T) {
 	}
 	if err := set(512); err == nil {
 		t.Fatal("kernel accepted a budget above the TX ring size")
+	}
+}
+
+func TestSetBusyPoll(t *testing.T) {
+	type call struct{ opt, v int }
+	refuse := func(opt int, err error) func(int) error {
+		return func(o int) error {
+			if o == opt {
+				return err
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		d      time.Duration
+		budget uint32
+		fail   func(int) error
+		want   bool
+		calls  []call
+	}{
+		{"off", 0, 64, nil, false, nil},
+		{"prefer and timeout", 50 * time.Microsecond, 0, nil, true,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, 50}}},
+		{"with budget", 20 * time.Microsecond, 64, nil, true,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, 20}, {unix.SO_BUSY_POLL_BUDGET, 64}}},
+		{"below a microsecond rounds up", 100 * time.Nanosecond, 0, nil, true,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, 1}}},
+		{"old kernel without prefer: nothing left on", 50 * time.Microsecond, 64, refuse(unix.SO_PREFER_BUSY_POLL, unix.ENOPROTOOPT), false,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}}},
+		{"timeout refused (EPERM): prefer turned back off", 50 * time.Microsecond, 64, refuse(unix.SO_BUSY_POLL, unix.EPERM), false,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, 50}, {unix.SO_PREFER_BUSY_POLL, 0}}},
+		{"budget refused: both turned back off", 50 * time.Microsecond, 64, refuse(unix.SO_BUSY_POLL_BUDGET, unix.EINVAL), false,
+			[]call{{unix.SO_PREFER_BUSY_POLL, 1}, {unix.SO_BUSY_POLL, 50}, {unix.SO_BUSY_POLL_BUDGET, 64}, {unix.SO_PREFER_BUSY_POLL, 0}, {unix.SO_BUSY_POLL, 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []call
+			ok := setBusyPoll(tc.d, tc.budget, func(o, v int) error {
+				got = append(got, call{o, v})
+				if tc.fail != nil && v != 0 {
+					return tc.fail(o)
+				}
+				return nil
+			})
+			if ok != tc.want {
+				t.Errorf("setBusyPoll = %v, want %v", ok, tc.want)
+			}
+			if !reflect.DeepEqual(got, tc.calls) {
+				t.Errorf("setsockopt calls %v, want %v", got, tc.calls)
+			}
+		})
+	}
+}
+
+// The kernel takes the options on a real AF_XDP socket (root: CAP_NET_ADMIN).
+func TestBusyPollOptionsOnSocket(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no AF_XDP socket: %v", err)
+	}
+	defer unix.Close(fd)
+	ok := setBusyPoll(50*time.Microsecond, 64, func(o, v int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, v) })
+	if os.Geteuid() == 0 && !ok {
+		t.Fatal("root: the kernel refused the busy-poll options")
+	}
+	if ok {
+		if v, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL); v != 50 {
+			t.Errorf("SO_BUSY_POLL reads %d, want 50", v)
+		}
 	}
 }
