@@ -110,7 +110,9 @@ func TestChaosOptions(t *testing.T) {
 			return o.dur == time.Minute && len(o.modes) == 3 && o.killEvery == 3*time.Minute && o.kill == killRestartSupported && o.floodPPS == 20000
 		}},
 		{"long run", map[string]string{"BOND_APPLIANCE_CHAOS": "30m", "BOND_APPLIANCE_CHAOS_MODES": "802.3ad", "BOND_APPLIANCE_CHAOS_SEED": "7"}, "",
-			func(o chaosOptions) bool { return o.dur == 30*time.Minute && len(o.modes) == 1 && o.modes[0] == "802.3ad" && o.seed == 7 }},
+			func(o chaosOptions) bool {
+				return o.dur == 30*time.Minute && len(o.modes) == 1 && o.modes[0] == "802.3ad" && o.seed == 7
+			}},
 		{"kill forced", map[string]string{"BOND_APPLIANCE_CHAOS_KILL": "1", "BOND_APPLIANCE_CHAOS_KILL_EVERY": "0"}, "",
 			func(o chaosOptions) bool { return o.kill && o.killForce && o.killEvery == 0 }},
 		{"kill off", map[string]string{"BOND_APPLIANCE_CHAOS_KILL": "0"}, "", func(o chaosOptions) bool { return !o.kill }},
