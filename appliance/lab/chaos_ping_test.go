@@ -60,7 +60,7 @@ func (l *pingLog) add(line string) {
 		l.wraps++
 	}
 	l.last = raw
-	seq := l.wraps*65536 + raw
+	seq := l.wraps*65536 + raw - 1 // iputils counts from 1
 	l.sent[seq] = at
 	l.maxSeq = max(l.maxSeq, seq)
 }
@@ -125,7 +125,13 @@ func analysePing(replies map[int64]time.Time, last int64, interval time.Duration
 	}
 	seqs := make([]int64, 0, len(replies))
 	for s := range replies {
-		seqs = append(seqs, s)
+		if s >= 0 && s <= last {
+			seqs = append(seqs, s)
+		}
+	}
+	if len(seqs) == 0 {
+		st.maxEventLoss = 100
+		return st
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	// send time of every seq 0..last
@@ -147,10 +153,21 @@ func analysePing(replies map[int64]time.Time, last int64, interval time.Duration
 		if s > p+1 {
 			gap := span
 			st.maxOutage = max(st.maxOutage, gap)
-			for _, e := range events {
-				if !e.at.After(replies[p]) && replies[p].Sub(e.at) <= 3*time.Second || e.at.After(replies[p]) && e.at.Before(replies[s]) {
+			// put it down to the last event before it began (within 3 s)
+			// and to every event during it
+			latest := -1
+			for k, e := range events {
+				switch {
+				case !e.at.After(replies[p]) && replies[p].Sub(e.at) <= 3*time.Second:
+					if latest < 0 || e.at.After(events[latest].at) {
+						latest = k
+					}
+				case e.at.After(replies[p]) && e.at.Before(replies[s]):
 					st.outageByKind[e.kind] = max(st.outageByKind[e.kind], gap)
 				}
+			}
+			if latest >= 0 {
+				st.outageByKind[events[latest].kind] = max(st.outageByKind[events[latest].kind], gap)
 			}
 		}
 	}
@@ -214,12 +231,17 @@ func TestAnalysePing(t *testing.T) {
 		{"outage after a flap", mk(func(s int64) bool { return s >= 100 && s < 150 }), 399,
 			[]chaosEvent{{t0.Add(995 * time.Millisecond), "flap"}}, 510 * time.Millisecond, 12.5, 25, "flap"},
 		{"tail lost", mk(func(s int64) bool { return s >= 300 }), 399, []chaosEvent{{t0.Add(3 * time.Second), "kill"}}, time.Second, 25, 100, "kill"},
+		{"outage put down to the last event", mk(func(s int64) bool { return s >= 200 && s < 220 }), 399,
+			[]chaosEvent{{t0.Add(1000 * time.Millisecond), "slave"}, {t0.Add(1980 * time.Millisecond), "flap"}}, 210 * time.Millisecond, 5, 10, "flap"},
 		{"nothing", map[int64]time.Time{}, 99, nil, 0, 100, 100, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := analysePing(tc.replies, tc.last, iv, tc.events)
 			if st.maxOutage != tc.outage || math.Abs(st.loss()-tc.loss) > 0.01 || math.Abs(st.maxEventLoss-tc.eventLoss) > 0.01 {
 				t.Fatalf("outage %v loss %.2f%% event loss %.2f%%, want %v %.2f%% %.2f%%", st.maxOutage, st.loss(), st.maxEventLoss, tc.outage, tc.loss, tc.eventLoss)
+			}
+			if tc.kind == "flap" && st.outageByKind["slave"] != 0 {
+				t.Fatalf("outage put down to an earlier event too: %v", st.outageByKind)
 			}
 			if tc.kind != "" && tc.kind != "kill" && st.outageByKind[tc.kind] != tc.outage {
 				t.Fatalf("outage by kind %v, want %s: %v", st.outageByKind, tc.kind, tc.outage)
@@ -240,8 +262,8 @@ func TestPingLogParses(t *testing.T) {
 		l.add(line)
 	}
 	want := time.Unix(1700000000, 509000000)
-	if got := l.sent[65536]; !got.Equal(want) || len(l.sent) != 2 || l.maxSeq != 65536 {
-		t.Fatalf("seq 0 after 65535 = %v (want %v as seq 65536), %d replies, max %d", got, want, len(l.sent), l.maxSeq)
+	if got := l.sent[65535]; !got.Equal(want) || len(l.sent) != 2 || l.maxSeq != 65535 {
+		t.Fatalf("icmp_seq 0 after 65535 = %v (want %v as the 65536th), %d replies, max %d", got, want, len(l.sent), l.maxSeq)
 	}
 	if l.summary != "3 packets transmitted, 2 received, 33% packet loss, time 20ms\n" {
 		t.Fatalf("summary %q", l.summary)
