@@ -50,8 +50,8 @@ import (
 // goal ≤ 10 ms) is read from ad_info.tick_jitter_recent_max_ms at its end.
 //
 // Hard invariants (the test fails): no panic, no data race report; after
-// each carrier change the member's MII status follows within 1 s (down) or
-// 1 s + updelay (up) — a change is judged only when no del/add of that
+// each carrier change the member's MII status follows within 1 s + downdelay
+// (down) or 1 s + updelay (up) — a change is judged only when no del/add of that
 // member nor a restart overlapped it, and the lag is bracketed by status
 // polls every 10 ms: the failure is a poll that still saw the old state
 // after the bound; `umem ledger ok` at the clean exit, no violation; every
@@ -451,7 +451,7 @@ func chaosMode(t *testing.T, bin, mode string, o chaosOptions) {
 		t.Errorf("panic in the appliance's output:\n%s", trunc(all[i:], 6000))
 	}
 	if len(r.lagBad) > 0 {
-		t.Errorf("%d member state(s) lagged the carrier beyond the bound (1 s down, 1 s + updelay up), the first:\n%s", len(r.lagBad), strings.Join(r.lagBad[:min(5, len(r.lagBad))], "\n"))
+		t.Errorf("%d member state(s) lagged the carrier beyond the bound (1 s + downdelay down, 1 s + updelay up), the first:\n%s", len(r.lagBad), strings.Join(r.lagBad[:min(5, len(r.lagBad))], "\n"))
 	}
 	if r.flaps.Load() > 0 && r.judged == 0 {
 		t.Errorf("%d flaps and none could be judged for the state lag", r.flaps.Load())
@@ -603,7 +603,7 @@ func (r *chaosRun) judge(i int, want string, t0 time.Time) {
 	g0, e0 := r.gen[i].Load(), r.epoch.Load()
 	var stale, good time.Time
 	var staleState string
-	updelay := 0
+	delay := 0 // updelay or downdelay (ms), the largest seen while waiting
 	present := false
 	for deadline := t0.Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		b, err := r.bond()
@@ -611,7 +611,11 @@ func (r *chaosRun) judge(i int, want string, t0 time.Time) {
 		if err != nil {
 			continue
 		}
-		updelay = max(updelay, b.UpDelay)
+		if want == "up" {
+			delay = max(delay, b.UpDelay)
+		} else {
+			delay = max(delay, b.DownDelay)
+		}
 		for _, s := range b.Slaves {
 			if s.Name != name {
 				continue
@@ -634,10 +638,8 @@ func (r *chaosRun) judge(i int, want string, t0 time.Time) {
 		return
 	}
 	r.judged++
-	bound := time.Second
-	if want == "up" {
-		bound += time.Duration(updelay) * time.Millisecond
-	}
+	// bonding keeps a member "going down"/"going back" for downdelay/updelay
+	bound := time.Second + time.Duration(delay)*time.Millisecond
 	if good.IsZero() {
 		r.lagBad = append(r.lagBad, fmt.Sprintf("%s: peer carrier %s at %s, MII status still %q after %v", name, want, t0.Format("15:04:05.000"), staleState, time.Since(t0).Round(time.Millisecond)))
 		r.lagMax = max(r.lagMax, time.Since(t0))
