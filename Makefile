@@ -34,13 +34,21 @@ integration:
 
 ## integration-race: root; the appliance binary and the tests built with -race,
 ## running TestIntegrationStress (member hot-remove/add, option storms,
-## reloads, status and events clients under traffic; BOND_APPLIANCE_STRESS
-## per mode, default 60s; modes BOND_APPLIANCE_STRESS_MODES, default
-## balance-xor,active-backup). RACE_RUN=Integration runs every integration
-## test with -race instead (too long for the 20-minute budget of `make test`).
+## reloads, status and events clients under traffic; STRESS per mode, modes
+## BOND_APPLIANCE_STRESS_MODES, default balance-xor,active-backup) and
+## TestIntegrationStressChaos, the chaos soak (carrier flaps, member cycles,
+## set storms, reloads, partner LACP restarts, ARP/LACPDU floods, kill -9 once
+## restart recovery lands; CHAOS per mode in active-backup, balance-xor and
+## 802.3ad; one `chaos:` line each). About 5 minutes with the defaults. The
+## long soak by hand: make integration-race CHAOS=30m RACE_RUN=TestIntegrationStressChaos.
+## RACE_RUN=Integration runs every integration test with -race instead (too
+## long for the 20-minute budget of `make test`).
 RACE_RUN ?= TestIntegrationStress
+STRESS ?= 30s
+CHAOS ?= 60s
+RACE_TIMEOUT ?= $(shell echo $$(( 10 + 3 * $$(echo $(CHAOS) | sed -E 's/^([0-9]+)m$$/\1/; t; s/.*/0/') )))m
 integration-race:
-	BOND_APPLIANCE_RACE=1 $(GO) test -race -count=1 -timeout 10m -run '$(RACE_RUN)' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration-race.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|stress:|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	BOND_APPLIANCE_RACE=1 BOND_APPLIANCE_STRESS=$(STRESS) BOND_APPLIANCE_CHAOS=$(CHAOS) $(GO) test -race -count=1 -timeout $(RACE_TIMEOUT) -run '$(RACE_RUN)' -v ./appliance/lab/ 2>&1 | tee /tmp/bond-appliance-integration-race.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|stress:|chaos:|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 
 ## arch: the import-direction rules alone, with the module's import graph
 arch:
