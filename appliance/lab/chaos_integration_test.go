@@ -251,7 +251,7 @@ func chaosMode(t *testing.T, bin, mode string, o chaosOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpDone := make(chan pingResult, 1)
+	udpDone := make(chan chaosCmdResult, 1)
 	go func() { udpDone <- r.udp(o.dur) }()
 
 	t0 := time.Now()
@@ -927,12 +927,12 @@ func (r *chaosRun) flatness(warm time.Duration) (rssStart, rssEnd, gStart, gEnd 
 }
 
 // udp sends UDP from the host to the peer in 8 flows of 1 Mbit/s for d.
-func (r *chaosRun) udp(d time.Duration) pingResult {
+func (r *chaosRun) udp(d time.Duration) chaosCmdResult {
 	ctx := r.ctx
 	secs := strconv.Itoa(max(1, int(d/time.Second)-2))
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", r.topo.Peer, "iperf3", "-s", "-1", "-B", PeerIP)
 	if err := srv.Start(); err != nil {
-		return pingResult{out: err.Error()}
+		return chaosCmdResult{out: err.Error()}
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	var out string
@@ -952,14 +952,14 @@ func (r *chaosRun) udp(d time.Duration) pingResult {
 			} `json:"sum"`
 		} `json:"end"`
 	}
-	pr := pingResult{out: trunc(out, 2000)}
+	pr := chaosCmdResult{out: trunc(out, 2000)}
 	if i := strings.Index(out, "{"); i >= 0 && json.Unmarshal([]byte(out[i:]), &res) == nil {
 		pr.sent, pr.recv = res.End.Sum.Packets, res.End.Sum.Packets-res.End.Sum.LostPackets
 	}
 	return pr
 }
 
-type pingResult struct {
+type chaosCmdResult struct {
 	sent, recv int
 	out        string
 }
