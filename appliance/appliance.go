@@ -45,9 +45,10 @@ type Appliance struct {
 	ledger  bool // BOND_APPLIANCE_UMEM_LEDGER=1: account for every frame, check at exit
 
 	w       *worker
-	reqs    chan func(*ctl)    // requests for the control loop
-	results chan func(*ctl)    // the worker's reports
-	jobs    chan func(*worker) // work for the worker
+	reqs    chan func(*ctl)        // requests for the control loop
+	results chan func(*ctl)        // the worker's reports
+	jobs    chan func(*worker)     // work for the worker
+	probes  chan func() func(*ctl) // device reads for the prober
 	stop    chan struct{}
 	loopEnd chan struct{}
 	workEnd chan struct{}
@@ -132,7 +133,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 	dp := cfg.Dataplane
 	a := &Appliance{
 		cfg: cfg, log: log, started: time.Now(), ledger: os.Getenv("BOND_APPLIANCE_UMEM_LEDGER") == "1",
-		reqs: make(chan func(*ctl)), results: make(chan func(*ctl), 64), jobs: make(chan func(*worker), 256),
+		reqs: make(chan func(*ctl)), results: make(chan func(*ctl), 64), jobs: make(chan func(*worker), 256), probes: make(chan func() func(*ctl), 16),
 		stop: make(chan struct{}), loopEnd: make(chan struct{}), workEnd: make(chan struct{}),
 	}
 	a.w = &worker{dp: dp, log: log, laneFirst: make([]*xsk.Socket, dp.Queues)}
@@ -265,6 +266,10 @@ func (a *Appliance) startLoops(c *ctl) {
 	go func() {
 		defer a.recoverPanic("control loop")
 		c.run()
+	}()
+	go func() {
+		defer a.recoverPanic("prober")
+		a.runProber()
 	}()
 }
 

@@ -3,7 +3,6 @@ package appliance
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -63,7 +62,9 @@ type bondRT struct {
 	ports     [][]*lane.Port // per lane, by member index
 	removed   bool
 	lastPoll  time.Time
+	polling   bool // a miimon poll is with the prober
 	hostIndex int
+	hostUp    bool // the host device is administratively up (link events)
 }
 
 // adoptWait runs then once every lane works with a layout published at or
@@ -85,7 +86,8 @@ func (c *ctl) addBond(bd *bondDevs, now time.Time) (*bondRT, bondsm.Output, erro
 	if err != nil {
 		return nil, out, fmt.Errorf("bond %s: %w", bd.setup.Config.Name, err)
 	}
-	b := &bondRT{idx: len(c.bonds), sm: sm, name: bd.setup.Config.Name, devs: bd, members: bd.members, hostIndex: bd.hostIndex}
+	b := &bondRT{idx: len(c.bonds), sm: sm, name: bd.setup.Config.Name, devs: bd, members: bd.members, hostIndex: bd.hostIndex,
+		hostUp: bd.hostIndex != 0} // the worker set it up
 	for q := range c.a.lanes {
 		lb := &lane.Bond{Index: b.idx}
 		if q < len(bd.hostPorts) {
@@ -305,10 +307,10 @@ func (c *ctl) onTick(now time.Time) {
 		cfg := b.sm.Config()
 		if mi := time.Duration(cfg.Miimon) * time.Millisecond; mi > 0 && now.Sub(b.lastPoll) >= mi {
 			b.lastPoll = now
-			c.pollBond(b, now, cfg.UseCarrier)
+			c.pollBond(b, cfg.UseCarrier)
 		}
 		if pollAddrs {
-			c.refreshHost(b, now)
+			c.refreshHost(b)
 		}
 		c.apply(b, b.sm.Tick(now, c.tickInput(b)))
 	}
@@ -340,33 +342,107 @@ func (c *ctl) tickInput(b *bondRT) bondsm.TickInput {
 	return in
 }
 
-// pollBond reads every member's carrier (netlink, or ethtool's link state
-// with use_carrier 0) at the miimon period.
-func (c *ctl) pollBond(b *bondRT, now time.Time, useCarrier bool) {
-	for _, m := range b.sm.Members() {
-		if m.Removed {
-			continue
-		}
-		carrier := m.Carrier
-		if useCarrier {
-			if in, err := netdev.Get(m.Name); err == nil {
-				carrier = in.Carrier
-			}
-		} else if ok, err := netdev.LinkDetected(m.Name); err == nil {
-			carrier = ok
-		}
-		c.observe(b, now, m, carrier)
+// The control loop never reads device state itself: netlink and ethtool
+// requests can wait on the kernel's rtnl lock for as long as another
+// process (or our own worker) changes devices, and the loop must keep its
+// LACP and monitor timers. The prober goroutine makes those reads and
+// reports back; a bond has at most one poll in flight, and a poll that
+// finds the prober busy is skipped (the next period polls again).
+
+// memberProbe is what the prober reads of one member.
+type memberProbe struct {
+	idx     int
+	name    string
+	carrier bool
+	ok      bool // carrier read
+	speed   int
+	duplex  string
+	mode    bool // speed and duplex read
+}
+
+// probe hands a read to the prober; false when it is busy.
+func (c *ctl) probe(job func() func(*ctl)) bool {
+	select {
+	case c.a.probes <- job:
+		return true
+	default:
+		return false
 	}
 }
 
-// observe feeds a carrier observation to a bond, with the link's speed
-// and duplex read when it comes up.
-func (c *ctl) observe(b *bondRT, now time.Time, m bondsm.MemberState, carrier bool) {
-	if carrier && !m.Carrier {
-		speed, duplex, _ := netdev.LinkMode(m.Name)
-		c.apply(b, b.sm.LinkMode(now, m.Index, speed, duplex))
+// runProber reads device state for the control loop until the appliance
+// stops.
+func (a *Appliance) runProber() {
+	for {
+		select {
+		case <-a.stop:
+			return
+		case job := <-a.probes:
+			then := job()
+			select {
+			case a.results <- then:
+			case <-a.stop:
+				return
+			}
+		}
 	}
-	c.apply(b, b.sm.Link(now, m.Index, carrier))
+}
+
+// pollBond reads every member's carrier (netlink, or ethtool's link state
+// with use_carrier 0) at the miimon period, and the speed and duplex of
+// members that have a carrier.
+func (c *ctl) pollBond(b *bondRT, useCarrier bool) {
+	if b.polling {
+		return
+	}
+	var ms []memberProbe
+	for _, m := range b.sm.Members() {
+		if !m.Removed {
+			ms = append(ms, memberProbe{idx: m.Index, name: m.Name})
+		}
+	}
+	b.polling = c.probe(func() func(*ctl) {
+		for i := range ms {
+			m := &ms[i]
+			if useCarrier {
+				if c, err := netdev.CarrierNow(m.name); err == nil {
+					m.carrier, m.ok = c, true
+				}
+			} else if up, err := netdev.LinkDetected(m.name); err == nil {
+				m.carrier, m.ok = up, true
+			}
+			if m.ok && m.carrier {
+				var err error
+				m.speed, m.duplex, err = netdev.LinkMode(m.name)
+				m.mode = err == nil
+			}
+		}
+		return func(c *ctl) {
+			b.polling = false
+			c.observe(b, time.Now(), ms)
+		}
+	})
+}
+
+// observe feeds what the prober read to a bond: speed and duplex first
+// (802.3ad port keys), then the carrier. Members replaced or removed since
+// the read are skipped.
+func (c *ctl) observe(b *bondRT, now time.Time, ms []memberProbe) {
+	if b.removed {
+		return
+	}
+	cur := b.sm.Members()
+	for _, m := range ms {
+		if m.idx >= len(cur) || cur[m.idx].Removed || cur[m.idx].Name != m.name {
+			continue
+		}
+		if m.mode {
+			c.apply(b, b.sm.LinkMode(now, m.idx, m.speed, m.duplex))
+		}
+		if m.ok {
+			c.apply(b, b.sm.Link(now, m.idx, m.carrier))
+		}
+	}
 }
 
 func (c *ctl) onLinkUpdate(u netlink.LinkUpdate) {
@@ -375,14 +451,32 @@ func (c *ctl) onLinkUpdate(u netlink.LinkUpdate) {
 	now := time.Now()
 	for _, b := range c.live() {
 		if idx == b.hostIndex && b.hostIndex != 0 {
+			b.hostUp = u.Attrs().RawFlags&unix.IFF_UP != 0
 			c.apply(b, b.sm.HostPromisc(now, u.Attrs().RawFlags&unix.IFF_PROMISC != 0))
 		}
 		if !b.sm.Config().UseCarrier {
 			continue // use_carrier 0: link state comes from ethtool at each miimon poll
 		}
 		for _, m := range b.sm.Members() {
-			if m.Ifindex == idx && !m.Removed {
-				c.observe(b, now, m, carrier)
+			if m.Ifindex != idx || m.Removed {
+				continue
+			}
+			if !carrier || m.Carrier {
+				// a lost carrier is acted on at once
+				c.apply(b, b.sm.Link(now, m.Index, carrier))
+				continue
+			}
+			// a carrier coming up: its speed and duplex first (802.3ad
+			// keys), read by the prober; if it is busy, at once without
+			// them (the next miimon poll reads them)
+			mp := []memberProbe{{idx: m.Index, name: m.Name, carrier: true, ok: true}}
+			if !c.probe(func() func(*ctl) {
+				var err error
+				mp[0].speed, mp[0].duplex, err = netdev.LinkMode(mp[0].name)
+				mp[0].mode = err == nil
+				return func(c *ctl) { c.observe(b, time.Now(), mp) }
+			}) {
+				c.apply(b, b.sm.Link(now, m.Index, carrier))
 			}
 		}
 	}
@@ -435,33 +529,40 @@ func (c *ctl) readSlow(now time.Time) {
 	}
 }
 
-// refreshHost reads the host device's addresses (probes and notifications)
-// and multicast groups (resend_igmp).
-func (c *ctl) refreshHost(b *bondRT, now time.Time) {
-	l, err := netlink.LinkByName(b.name)
-	if err != nil {
-		return
-	}
-	if list, err := netlink.AddrList(l, netlink.FAMILY_ALL); err == nil {
+// refreshHost has the prober read the host device's addresses (probes and
+// notifications) and multicast groups (resend_igmp).
+func (c *ctl) refreshHost(b *bondRT) {
+	name := b.name
+	c.probe(func() func(*ctl) {
 		var addrs []monitor.Addr
-		for _, a := range list {
-			ip, ok := netip.AddrFromSlice(a.IP)
-			if !ok || a.IPNet == nil {
-				continue
+		addrsOK := false
+		if l, err := netlink.LinkByName(name); err == nil {
+			if list, err := netlink.AddrList(l, netlink.FAMILY_ALL); err == nil {
+				addrsOK = true
+				for _, a := range list {
+					ip, ok := netip.AddrFromSlice(a.IP)
+					if !ok || a.IPNet == nil {
+						continue
+					}
+					ones, _ := a.IPNet.Mask.Size()
+					addrs = append(addrs, monitor.Addr{Prefix: netip.PrefixFrom(ip.Unmap(), ones)})
+				}
 			}
-			ones, _ := a.IPNet.Mask.Size()
-			addrs = append(addrs, monitor.Addr{Prefix: netip.PrefixFrom(ip.Unmap(), ones)})
 		}
-		c.apply(b, b.sm.HostAddrs(now, addrs))
-	}
-	if data, err := os.ReadFile("/proc/net/igmp"); err == nil {
-		c.apply(b, b.sm.HostGroups(now, igmpGroups(data, b.name)))
-	}
-}
-
-func (c *ctl) hostUp(b *bondRT) bool {
-	ifi, err := net.InterfaceByName(b.name)
-	return err == nil && ifi.Flags&net.FlagUp != 0
+		data, gerr := os.ReadFile("/proc/net/igmp")
+		return func(c *ctl) {
+			if b.removed {
+				return
+			}
+			now := time.Now()
+			if addrsOK {
+				c.apply(b, b.sm.HostAddrs(now, addrs))
+			}
+			if gerr == nil {
+				c.apply(b, b.sm.HostGroups(now, igmpGroups(data, name)))
+			}
+		}
+	})
 }
 
 // igmpGroups parses /proc/net/igmp for the IPv4 groups dev has joined.

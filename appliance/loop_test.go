@@ -50,7 +50,7 @@ func testAppliance(t *testing.T, bonds ...config.Bond) *Appliance {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &Appliance{
 		cfg: cfg, log: log, started: time.Now(),
-		reqs: make(chan func(*ctl)), results: make(chan func(*ctl), 64), jobs: make(chan func(*worker), 256),
+		reqs: make(chan func(*ctl)), results: make(chan func(*ctl), 64), jobs: make(chan func(*worker), 256), probes: make(chan func() func(*ctl), 16),
 		stop: make(chan struct{}), loopEnd: make(chan struct{}), workEnd: make(chan struct{}),
 	}
 	u, err := umem.New(umem.Config{NumFrames: 4096, FrameSize: 2048})

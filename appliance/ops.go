@@ -196,7 +196,7 @@ func (c *ctl) canSet(b *bondRT, o config.Option) error {
 	if o.Flags&config.FlagNoSlaves != 0 {
 		return fmt.Errorf("bond %s: %s can only be changed while the bond has no slaves (it has %d), as in bonding", bondName, name, len(cfg.Slaves))
 	}
-	if o.Flags&config.FlagIfDown != 0 && c.hostUp(b) {
+	if o.Flags&config.FlagIfDown != 0 && b.hostUp {
 		return fmt.Errorf("bond %s: %s can only be changed while the bond is down (ip link set %s down), as in bonding", bondName, name, b.name)
 	}
 	return nil
@@ -261,14 +261,14 @@ func (c *ctl) slaveAdd(bondName, name string, k func(opResult)) {
 		fail(k, fmt.Errorf("bond %s: at most %d slaves", bondName, lane.MaxMembers))
 		return
 	}
-	if err := checkSlave(c.a.cfg.Dataplane, cfg, name); err != nil {
-		fail(k, err)
-		return
-	}
+	dp := c.a.cfg.Dataplane
 	mac := b.sm.MAC()
 	mtu := b.sm.Status().MTU
 	slave := config.Slave{Name: name, ActorPortPrio: 255}
 	c.work(func(w *worker) any {
+		if err := checkSlave(dp, cfg, name); err != nil {
+			return slaveAdded{err: err}
+		}
 		m, err := w.prepareMember(&cfg, mac, mtu, slave, false)
 		if err != nil {
 			_ = w.journal.RestoreDevice(name)
@@ -378,11 +378,11 @@ func (c *ctl) bondAdd(bc config.Bond, k func(opResult)) {
 		c.a.log.Warn(w)
 	}
 	bc = cfg.Bonds[len(cfg.Bonds)-1]
-	if err := preflightBond(c.a.cfg.Dataplane, bc); err != nil {
-		fail(k, err)
-		return
-	}
+	dp := c.a.cfg.Dataplane
 	c.work(func(w *worker) any {
+		if err := preflightBond(dp, bc); err != nil {
+			return bondAdded{err: err} // refused before any device was touched
+		}
 		bd, err := w.prepareBond(bc)
 		if err == nil {
 			err = w.openBond(bd)

@@ -124,8 +124,8 @@ func (w *worker) prepareMember(bc *config.Bond, mac net.HardwareAddr, mtu int, s
 	if err := w.journal.SetUp(s.Name, true); err != nil {
 		return m, err
 	}
-	if in, err := netdev.Get(s.Name); err == nil {
-		m.Carrier = in.Carrier
+	if c, err := netdev.CarrierNow(s.Name); err == nil {
+		m.Carrier = c
 	}
 	m.Speed, m.Duplex, _ = netdev.LinkMode(s.Name)
 	return m, nil

@@ -510,8 +510,11 @@ func chaosSets(mode string) [][2]string {
 		}
 	case "802.3ad":
 		sets = append(sets, [2]string{"xmit_hash_policy", "layer2"}, [2]string{"xmit_hash_policy", "layer3+4"},
-			// (lacp_rate changes only while the bond is down, as in bonding)
-			[2]string{"ad_actor_sys_prio", "100"}, [2]string{"ad_actor_sys_prio", "65535"}, [2]string{"min_links", "0"}, [2]string{"min_links", "1"})
+			// (lacp_rate changes only while the bond is down, as in bonding;
+			// ad_actor_sys_prio / ad_actor_system are left out: a new actor
+			// system is a new partner for the switch, which renegotiates
+			// every port, so a storm of them is an outage by design)
+			[2]string{"min_links", "0"}, [2]string{"min_links", "1"})
 	}
 	return sets
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -19,6 +20,18 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(t0)
+}
+
+// waitForErr polls cond until it holds or timeout passes.
+func waitForErr(timeout time.Duration, cond func() bool) (time.Duration, error) {
+	t0 := time.Now()
+	for !cond() {
+		if time.Since(t0) > timeout {
+			return time.Since(t0), fmt.Errorf("timed out after %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(t0), nil
 }
 
 // TestIntegrationARPMonitor: active-backup with the ARP monitor (miimon 0):
@@ -44,10 +57,23 @@ func TestIntegrationARPMonitor(t *testing.T) {
 		}
 		return 0
 	}
+	// validated: probes go out (the monitor knows the host's address) and
+	// replies come back on the active slave, with the bond up throughout
+	probes := func() uint64 {
+		if m := e.status().Monitor; m != nil {
+			return m.ProbesSent
+		}
+		return 0
+	}
 	el := waitFor(t, 5*time.Second, "the ARP monitor to validate replies on the active slave", func() bool {
-		a := rxARP()
-		time.Sleep(300 * time.Millisecond)
-		return up() && a > 0 && rxARP() > a
+		a, p := rxARP(), probes()
+		for i := 0; i < 6; i++ {
+			time.Sleep(50 * time.Millisecond)
+			if !up() {
+				return false
+			}
+		}
+		return a > 0 && rxARP() > a && probes() > p
 	})
 	s := e.status()
 	t.Logf("bond up and validated %v after start, active %s, probes %d", el, s.CurrentlyActiveSlave, s.Monitor.ProbesSent)
@@ -143,7 +169,10 @@ func TestIntegrationFailOverMAC(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, 3*time.Second, "failover to m1", func() bool { return e.status().CurrentlyActiveSlave == "m1" })
-			if got := macs(); got != tc.after {
+			// the device worker changes the MACs after the control loop
+			// decided the failover
+			var got [3]string
+			if _, err := waitForErr(3*time.Second, func() bool { got = macs(); return got == tc.after }); err != nil {
 				t.Fatalf("after failover m0,m1,bond0 = %v, want %v", got, tc.after)
 			}
 			if s := e.status(); s.MAC != tc.after[2] {

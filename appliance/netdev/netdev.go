@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
+	"syscall"
 	"unsafe"
 
 	"github.com/mdlayher/ethtool"
@@ -35,6 +38,27 @@ type Info struct {
 
 // ErrNoDevice is returned for a missing interface.
 var ErrNoDevice = errors.New("no such network interface")
+
+// CarrierNow reads the device's carrier as the driver set it
+// (/sys/class/net/<name>/carrier). Netlink's IFF_LOWER_UP follows it only
+// when the kernel's link watcher runs, up to a second later for a carrier
+// that comes up; a device that is down has no carrier. It falls back to
+// netlink where sysfs does not show the device (another network
+// namespace's sysfs).
+func CarrierNow(name string) (bool, error) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/carrier")
+	if err == nil {
+		return strings.TrimSpace(string(b)) == "1", nil
+	}
+	if errors.Is(err, syscall.EINVAL) {
+		return false, nil // reading carrier of a device that is down
+	}
+	in, gerr := Get(name)
+	if gerr != nil {
+		return false, gerr
+	}
+	return in.Carrier, nil
+}
 
 // Get reads the device's current state.
 func Get(name string) (*Info, error) {
