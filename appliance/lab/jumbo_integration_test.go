@@ -222,3 +222,60 @@ func TestIntegrationJumboAD(t *testing.T) {
 	mustSh(t, e.ctx, "ip", "-n", e.topo.GW, "addr", "add", HostIP+Prefix, "dev", BondName)
 	e.jumboChecks(t, e.topo.Peer, PeerIP)
 }
+
+// TestIntegrationJumboAttachModes: between 3507 and 3822 (single-buffer
+// frames of 4096 bytes) veth runs no native single-buffer XDP program:
+// xdp_attach native fails naming the device, the MTU and the limit (not
+// the kernel's bare "numerical result out of range"); auto falls back to
+// generic with a warning saying why. At 9000 the xdp.frags program runs
+// natively.
+func TestIntegrationJumboAttachModes(t *testing.T) {
+	for _, tc := range []struct {
+		name, mtu, frame, attach string
+		fail                     []string // start fails with all of these
+		log                      []string // else the log has all of these
+	}{
+		{"native 3600", "3600", "4096", "native", []string{"native XDP refused at MTU 3600", "veth's native XDP limit 3506", "numerical result out of range"}, nil},
+		{"auto 3600", "3600", "4096", "auto", nil, []string{"level=WARN", "XDP program attached in generic mode", "dev=m0", "3506"}},
+		{"auto 9000", "9000", "2048", "auto", nil, []string{"XDP program attached\" dev=m0 mode=native mtu=9000 multi_buffer=true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			privileged(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			topo, err := NewTopo(ctx, 2, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer topo.Close()
+			y := topo.Config(BondSpec{Mode: "active-backup", Options: map[string]string{"mtu": tc.mtu}}, "@SOCKET@")
+			y = strings.Replace(y, "dataplane:\n", "dataplane:\n  frame_size: "+tc.frame+"\n  xdp_attach: "+tc.attach+"\n", 1)
+			p, err := topo.Start(ctx, applianceBin, y)
+			if tc.fail != nil {
+				if err == nil {
+					p.Stop()
+					t.Fatal("started")
+				}
+				for _, w := range tc.fail {
+					if !strings.Contains(err.Error(), w) {
+						t.Fatalf("error lacks %q:\n%v", w, err)
+					}
+				}
+				msg := strings.Split(strings.TrimSpace(err.Error()), "\n")
+				t.Logf("refused: %s", msg[len(msg)-1])
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			log := p.Log()
+			for _, w := range tc.log {
+				if !strings.Contains(log, w) {
+					t.Fatalf("log lacks %q:\n%s", w, log)
+				}
+			}
+		})
+	}
+}
+
