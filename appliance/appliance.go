@@ -84,8 +84,36 @@ func preflight(cfg *config.Config) error {
 	}
 	if jumbo(cfg) {
 		errs = append(errs, checkJumbo(cfg))
+	} else {
+		for _, b := range cfg.Bonds {
+			errs = append(errs, checkNativeVeth(cfg.Dataplane, b))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkNativeVeth refuses xdp_attach native for a single-buffer bond whose
+// MTU is above what veth runs a single-buffer program at natively (the
+// kernel would refuse the attach with a bare "numerical result out of
+// range"), naming the veth devices concerned.
+func checkNativeVeth(dp config.Dataplane, b config.Bond) error {
+	if dp.XDPAttach != "native" || b.MTU <= vethNativeMTU() {
+		return nil
+	}
+	var veths []string
+	if dp.HostDevice == "veth" {
+		veths = append(veths, dpName(b.Name))
+	}
+	for _, s := range b.Slaves {
+		if l, err := netlink.LinkByName(s.Name); err == nil && l.Type() == "veth" {
+			veths = append(veths, s.Name)
+		}
+	}
+	if len(veths) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bond %s: mtu %d is above veth's native XDP limit %d for a single-buffer program (%s): dataplane.xdp_attach native cannot be honoured (allowed: xdp_attach auto or generic, mtu at most %d, or above %d, which runs multi-buffer)",
+		b.Name, b.MTU, vethNativeMTU(), strings.Join(veths, ", "), vethNativeMTU(), config.MaxMTU(dp.FrameSize))
 }
 
 // jumbo reports whether any bond's MTU needs multi-buffer frames: the
@@ -101,6 +129,12 @@ func jumbo(cfg *config.Config) bool {
 	}
 	return false
 }
+
+// vethNativeMTU is the largest MTU at which veth runs a native XDP
+// program without xdp.frags (drivers/net/veth.c veth_xdp_set:
+// SKB_WITH_OVERHEAD(PAGE_SIZE - XDP_PACKET_HEADROOM) - ETH_HLEN, with a
+// 320-byte skb_shared_info): 3506 with 4 KiB pages.
+func vethNativeMTU() int { return os.Getpagesize() - 256 - 320 - 14 }
 
 // Test hooks: the kernel capability probes.
 var (

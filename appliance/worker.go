@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"time"
 
@@ -231,9 +230,7 @@ func (w *worker) attachErr(name string, mtu int, err error) error {
 	}
 	limit := "the driver's native XDP limit"
 	if l, lerr := netlink.LinkByName(name); lerr == nil && l.Type() == "veth" && !w.sg {
-		// veth_xdp_set: SKB_WITH_OVERHEAD(PAGE_SIZE - XDP_PACKET_HEADROOM)
-		// - ETH_HLEN for a program without xdp.frags
-		limit = fmt.Sprintf("veth's native XDP limit %d for a single-buffer program", os.Getpagesize()-256-320-14)
+		limit = fmt.Sprintf("veth's native XDP limit %d for a single-buffer program", vethNativeMTU())
 	}
 	return fmt.Errorf("native XDP refused at MTU %d, above %s (use xdp_attach auto or generic, or a smaller mtu): %w", mtu, limit, err)
 }

@@ -225,8 +225,10 @@ func TestIntegrationJumboAD(t *testing.T) {
 
 // TestIntegrationJumboAttachModes: between 3507 and 3822 (single-buffer
 // frames of 4096 bytes) veth runs no native single-buffer XDP program:
-// xdp_attach native fails naming the device, the MTU and the limit (not
-// the kernel's bare "numerical result out of range"); auto falls back to
+// xdp_attach native is refused before any change, naming the devices, the
+// MTU and the limit (not the kernel's bare "numerical result out of
+// range", which an attach refused all the same is also translated
+// into); auto falls back to
 // generic with a warning saying why. At 9000 the xdp.frags program runs
 // natively.
 func TestIntegrationJumboAttachModes(t *testing.T) {
@@ -235,7 +237,7 @@ func TestIntegrationJumboAttachModes(t *testing.T) {
 		fail                     []string // start fails with all of these
 		log                      []string // else the log has all of these
 	}{
-		{"native 3600", "3600", "4096", "native", []string{"native XDP refused at MTU 3600", "veth's native XDP limit 3506", "numerical result out of range"}, nil},
+		{"native 3600", "3600", "4096", "native", []string{"bond bond0: mtu 3600 is above veth's native XDP limit 3506 for a single-buffer program (bond0-dp, m0, m1): dataplane.xdp_attach native cannot be honoured"}, nil},
 		{"auto 3600", "3600", "4096", "auto", nil, []string{"level=WARN", "XDP program attached in generic mode", "dev=m0", "3506"}},
 		{"auto 9000", "9000", "2048", "auto", nil, []string{"XDP program attached\" dev=m0 mode=native mtu=9000 multi_buffer=true"}},
 	} {
