@@ -187,7 +187,6 @@ func TestDataplaneRules(t *testing.T) {
 		{"xdp_bind", "xdp_bind: zc", `dataplane.xdp_bind: invalid value "zc" (allowed: auto, zerocopy, copy)`},
 		{"host_device", "host_device: tun", `dataplane.host_device: invalid value "tun" (allowed: veth, tap)`},
 		{"hugepages", "hugepages: maybe", `dataplane.hugepages: invalid value "maybe" (allowed: false|0, true|1)`},
-
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -280,4 +280,3 @@ func TestIntegrationJumboAttachModes(t *testing.T) {
 		})
 	}
 }
-
