@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,12 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/config"
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/xdpprog"
 	"github.com/bond-appliance/bond-appliance/appliance/xsk"
 	"github.com/bond-appliance/bond-appliance/umem"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // Appliance is a running set of bonds.
@@ -79,7 +83,113 @@ func preflight(cfg *config.Config) error {
 	for _, b := range cfg.Bonds {
 		errs = append(errs, preflightBond(cfg.Dataplane, b))
 	}
+	if jumbo(cfg) {
+		errs = append(errs, checkJumbo(cfg))
+	} else {
+		for _, b := range cfg.Bonds {
+			errs = append(errs, checkNativeVeth(cfg.Dataplane, b))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// checkNativeVeth refuses xdp_attach native for a single-buffer bond whose
+// MTU is above what veth runs a single-buffer program at natively (the
+// kernel would refuse the attach with a bare "numerical result out of
+// range"), naming the veth devices concerned.
+func checkNativeVeth(dp config.Dataplane, b config.Bond) error {
+	if dp.XDPAttach != "native" || b.MTU <= vethNativeMTU() {
+		return nil
+	}
+	var veths []string
+	if dp.HostDevice == "veth" {
+		veths = append(veths, dpName(b.Name))
+	}
+	for _, s := range b.Slaves {
+		if l, err := netlink.LinkByName(s.Name); err == nil && l.Type() == "veth" {
+			veths = append(veths, s.Name)
+		}
+	}
+	if len(veths) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bond %s: mtu %d is above veth's native XDP limit %d for a single-buffer program (%s): dataplane.xdp_attach native cannot be honoured (allowed: xdp_attach auto or generic, mtu at most %d, or above %d, which runs multi-buffer)",
+		b.Name, b.MTU, vethNativeMTU(), strings.Join(veths, ", "), vethNativeMTU(), config.MaxMTU(dp.FrameSize))
+}
+
+// jumbo reports whether any bond's MTU needs multi-buffer frames: the
+// lanes' sockets are then bound with XDP_USE_SG and the XDP programs are
+// xdp.frags (for every bond: a lane's UMEM and its sockets are shared by
+// all of them). Otherwise nothing changes from single-buffer operation
+// (zero-copy drivers without multi-buffer zero-copy keep zero-copy).
+func jumbo(cfg *config.Config) bool {
+	for _, b := range cfg.Bonds {
+		if config.Jumbo(b.MTU, cfg.Dataplane.FrameSize) {
+			return true
+		}
+	}
+	return false
+}
+
+// vethNativeMTU is the largest MTU at which veth runs a native XDP
+// program without xdp.frags (drivers/net/veth.c veth_xdp_set:
+// SKB_WITH_OVERHEAD(PAGE_SIZE - XDP_PACKET_HEADROOM) - ETH_HLEN, with a
+// 320-byte skb_shared_info): 3506 with 4 KiB pages.
+func vethNativeMTU() int { return os.Getpagesize() - 256 - 320 - 14 }
+
+// Test hooks: the kernel capability probes.
+var (
+	probeSG    = xsk.ProbeSG
+	probeFrags = xdpprog.ProbeFrags
+)
+
+// checkJumbo checks, without changing anything, that the kernel has what
+// multi-buffer frames need, naming the bonds that need it.
+func checkJumbo(cfg *config.Config) error {
+	var names []string
+	for _, b := range cfg.Bonds {
+		if config.Jumbo(b.MTU, cfg.Dataplane.FrameSize) {
+			names = append(names, fmt.Sprintf("%s (mtu %d)", b.Name, b.MTU))
+		}
+	}
+	why := fmt.Sprintf("bond %s: an MTU above %d (dataplane.frame_size %d - 274) needs multi-buffer AF_XDP", strings.Join(names, ", "),
+		config.MaxMTU(cfg.Dataplane.FrameSize), cfg.Dataplane.FrameSize)
+	var errs []error
+	if err := probeSG(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", why, err))
+	}
+	if err := probeFrags(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", why, err))
+	}
+	return errors.Join(errs...)
+}
+
+// maxMTU reads a device's largest MTU (IFLA_MAX_MTU; 0 when the kernel
+// does not report it).
+func maxMTU(ifindex int) (int, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(ifindex)
+	req.AddData(msg)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			return 0, err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFLA_MAX_MTU && len(a.Value) >= 4 {
+				return int(nl.NativeEndian().Uint32(a.Value)), nil
+			}
+		}
+	}
+	return 0, nil
 }
 
 func preflightBond(dp config.Dataplane, b config.Bond) error {
@@ -95,8 +205,8 @@ func preflightBond(dp config.Dataplane, b config.Bond) error {
 			errs = append(errs, fmt.Errorf("bond %s: interface %q (the appliance end of the host veth) already exists and is not the appliance's (no state file in control.state_dir records it)", b.Name, dpName(b.Name)))
 		}
 	}
-	if b.MTU > 0 && b.MTU+18 > dp.FrameSize-256 {
-		errs = append(errs, fmt.Errorf("bond %s: mtu %d does not fit dataplane.frame_size %d", b.Name, b.MTU, dp.FrameSize))
+	if config.Jumbo(b.MTU, dp.FrameSize) && dp.HostDevice == "tap" {
+		errs = append(errs, fmt.Errorf("bond %s: mtu %d needs multi-buffer frames, which dataplane.host_device tap does not carry (at most %d; use host_device veth)", b.Name, b.MTU, config.MaxMTU(dp.FrameSize)))
 	}
 	for _, s := range b.Slaves {
 		errs = append(errs, checkSlave(dp, b, s.Name))
@@ -115,6 +225,11 @@ func checkSlave(dp config.Dataplane, b config.Bond, name string) error {
 	}
 	if in.RxQueues < dp.Queues || in.TxQueues < dp.Queues {
 		return fmt.Errorf("bond %s: slave %s: has %d rx / %d tx queues, dataplane.queues needs %d", b.Name, name, in.RxQueues, in.TxQueues, dp.Queues)
+	}
+	if mtu := b.MTU; mtu > in.MTU {
+		if max, err := maxMTU(in.Index); err == nil && max > 0 && mtu > max {
+			return fmt.Errorf("bond %s: slave %s: mtu %d cannot be set: the device's largest MTU is %d", b.Name, name, mtu, max)
+		}
 	}
 	return nil
 }
@@ -136,7 +251,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 		reqs: make(chan func(*ctl)), results: make(chan func(*ctl), 64), jobs: make(chan func(*worker), 256), probes: make(chan func() func(*ctl), 16),
 		stop: make(chan struct{}), loopEnd: make(chan struct{}), workEnd: make(chan struct{}),
 	}
-	a.w = &worker{dp: dp, log: log, laneFirst: make([]*xsk.Socket, dp.Queues)}
+	a.w = &worker{dp: dp, log: log, laneFirst: make([]*xsk.Socket, dp.Queues), sg: jumbo(cfg)}
 	if err := recoverJournal(&a.w.journal, cfg.Control, log); err != nil {
 		return nil, err
 	}

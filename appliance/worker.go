@@ -37,6 +37,9 @@ type worker struct {
 	laneFirst   []*xsk.Socket // the socket that registered each lane's UMEM
 	lostReclaim uint64        // frames of retired sockets not handed back before a deadline
 	slowFDs     map[int]bool  // open slow-protocol packet sockets
+	// sg: the lanes run multi-buffer (a bond's MTU was jumbo at start):
+	// sockets bound with XDP_USE_SG, XDP programs xdp.frags.
+	sg bool
 }
 
 // logger is the part of slog the worker uses.
@@ -146,6 +149,10 @@ func (w *worker) prepareBond(bc config.Bond) (*bondDevs, error) {
 	if mtu == 0 {
 		mtu = 1500
 	}
+	if config.Jumbo(mtu, w.dp.FrameSize) && !w.sg {
+		return nil, fmt.Errorf("bond %s: mtu %d needs multi-buffer AF_XDP sockets, and the lanes started single-buffer (no bond was above %d at start): restart the appliance with this bond in the configuration",
+			bc.Name, mtu, config.MaxMTU(w.dp.FrameSize))
+	}
 	bd := &bondDevs{}
 	switch w.dp.HostDevice {
 	case "tap":
@@ -200,24 +207,43 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 			return nil, err
 		}
 	}
-	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member})
+	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg})
 	if err != nil {
 		return nil, err
 	}
 	w.progs = append(w.progs, p)
 	at, err := p.Attach(in.Index, xdpprog.AttachMode(w.dp.XDPAttach), force)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, w.attachErr(name, in.MTU, err))
 	}
 	w.attach = append(w.attach, at)
-	w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode))
+	if at.NativeErr != nil {
+		w.log.Warn("XDP program attached in generic mode: native mode refused", "dev", name, "mode", string(at.Mode), "mtu", in.MTU,
+			"multi_buffer", w.sg, "why", w.attachErr(name, in.MTU, at.NativeErr).Error())
+	} else {
+		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg)
+	}
 	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
+}
+
+// attachErr explains a refused XDP attach: the kernel's bare "numerical
+// result out of range" (ERANGE) means the device's MTU is above what its
+// driver runs a native XDP program at.
+func (w *worker) attachErr(name string, mtu int, err error) error {
+	if !errors.Is(err, unix.ERANGE) {
+		return err
+	}
+	limit := "the driver's native XDP limit"
+	if l, lerr := netlink.LinkByName(name); lerr == nil && l.Type() == "veth" && !w.sg {
+		limit = fmt.Sprintf("veth's native XDP limit %d for a single-buffer program", vethNativeMTU())
+	}
+	return fmt.Errorf("native XDP refused at MTU %d, above %s (use xdp_attach auto or generic, or a smaller mtu): %w", mtu, limit, err)
 }
 
 // openSocket opens the AF_XDP socket of device d's queue q on lane q's
 // UMEM, sharing it with the lane's first socket (or registering it).
 func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
-	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind), TxBudget: uint32(w.dp.Batch)}
+	opt := xsk.Options{RingSize: uint32(w.dp.RingSize), Bind: xsk.BindMode(w.dp.XDPBind), TxBudget: uint32(w.dp.Batch), SG: w.sg}
 	s, err := xsk.Open(w.lanes[q].U, d.ifindex, q, opt, w.laneFirst[q])
 	// The kernel releases a closed socket's hold on a device queue in
 	// deferred work: a queue given up a moment ago can still be busy.
@@ -239,7 +265,7 @@ func (w *worker) openSocket(q int, d *device) (*lane.Port, *xsk.Socket, error) {
 	if s.ZeroCopy {
 		mode = "zero-copy"
 	}
-	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q, "tx_budget", s.TxBudget)
+	w.log.Info("AF_XDP socket bound", "dev", d.name, "queue", q, "bind", mode, "lane", q, "tx_budget", s.TxBudget, "multi_buffer", w.sg)
 	return newPort(d.name, s), s, nil
 }
 

@@ -34,6 +34,11 @@ type Desc struct {
 	Options uint32 // XDP_PKT_CONTD etc.
 }
 
+// Contd is XDP_PKT_CONTD in [Desc.Options]: the frame continues in the
+// next descriptor (AF_XDP multi-buffer, a socket bound with XDP_USE_SG).
+// A frame is a chain of descriptors, every one but the last with Contd.
+const Contd = unix.XDP_PKT_CONTD
+
 // Compile-time check that Desc has the kernel's layout size.
 var _ = [1]struct{}{}[unsafe.Sizeof(Desc{})-16]
 

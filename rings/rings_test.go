@@ -589,3 +589,46 @@ func TestUnconsumedAndPending(t *testing.T) {
 		t.Fatalf("completion pending %v", got)
 	}
 }
+
+// TestRXUnpeekTXCancel: entries given back with Unpeek come again at the
+// next Peek, and only released ones reach the kernel; slots given back
+// with Cancel are reserved again by the next Reserve, and only submitted
+// ones are published (the lane's handling of chains cut by a batch or a
+// full ring).
+func TestRXUnpeekTXCancel(t *testing.T) {
+	kr := ringtest.NewRing(8, 16)
+	ringtest.ProduceDescs(kr, []ringtest.Desc{{Addr: 1, Options: Contd}, {Addr: 2}, {Addr: 3, Options: Contd}, {Addr: 4, Options: Contd}})
+	rx := NewRX(kr.Mem, ringtest.Off, 8)
+	idx, n := rx.Peek(4)
+	if n != 4 {
+		t.Fatalf("peeked %d", n)
+	}
+	rx.Unpeek(2)
+	rx.Release(2)
+	if got := *kr.Consumer(); got != 2 {
+		t.Fatalf("kernel consumer %d, want 2", got)
+	}
+	idx2, n2 := rx.Peek(8)
+	if n2 != 2 || idx2 != idx+2 || rx.Get(idx2).Addr != 3 {
+		t.Fatalf("after Unpeek: idx %d n %d addr %d", idx2, n2, rx.Get(idx2).Addr)
+	}
+
+	kt := ringtest.NewRing(8, 16)
+	tx := NewTX(kt.Mem, ringtest.Off, 8)
+	idx, n = tx.Reserve(5)
+	if n != 5 {
+		t.Fatalf("reserved %d", n)
+	}
+	for i := range uint32(3) {
+		tx.Set(idx+i, Desc{Addr: uint64(10 + i)})
+	}
+	tx.Cancel(2)
+	tx.Submit(3)
+	if got := *kt.Producer(); got != 3 {
+		t.Fatalf("kernel producer %d, want 3", got)
+	}
+	idx2, n2 = tx.Reserve(5)
+	if idx2 != idx+3 || n2 != 5 {
+		t.Fatalf("after Cancel: idx %d (want %d) n %d", idx2, idx+3, n2)
+	}
+}

@@ -185,6 +185,11 @@ func (t *TX) Reserve(n uint32) (idx uint32, got uint32) { return t.r.reserve(n) 
 // Set writes descriptor d into the slot with running index idx.
 func (t *TX) Set(idx uint32, d Desc) { *t.r.descAt(idx) = d }
 
+// Cancel gives back the last n slots reserved and not submitted (n at
+// most what the last Reserve claimed): a multi-buffer chain that would be
+// cut by the end of the reservation is not put on the ring at all.
+func (t *TX) Cancel(n uint32) { t.r.cachedProd -= n }
+
 // Submit publishes the next n reserved slots to the kernel (store-release).
 func (t *TX) Submit(n uint32) { t.r.submit(n) }
 
@@ -257,6 +262,12 @@ func (x *RX) Peek(n uint32) (idx uint32, got uint32) { return x.r.peek(n) }
 
 // Get returns the descriptor at running index idx.
 func (x *RX) Get(idx uint32) Desc { return *x.r.descAt(idx) }
+
+// Unpeek gives back the last n entries claimed by Peek and not released
+// (n at most what Peek claimed since the last Release): the next Peek
+// returns them again. The lane uses it for a multi-buffer chain whose
+// last fragment is not on the ring yet.
+func (x *RX) Unpeek(n uint32) { x.r.cachedCons -= n }
 
 // Release hands the next n claimed entries back to the kernel
 // (store-release).

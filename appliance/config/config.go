@@ -104,8 +104,17 @@ const (
 )
 
 // MaxMTU is the largest bond MTU whose frames fit a UMEM frame of
-// frameSize bytes.
+// frameSize bytes (single-buffer). Above it, up to MaxJumboMTU, frames
+// travel as AF_XDP multi-buffer chains (Jumbo).
 func MaxMTU(frameSize int) int { return frameSize - XDPHeadroom - MaxL2Header }
+
+// MaxJumboMTU is the largest bond MTU (the mtu option's maximum).
+const MaxJumboMTU = 9000
+
+// Jumbo reports whether a bond MTU needs multi-buffer AF_XDP frames
+// (XDP_USE_SG sockets and xdp.frags programs) with frameSize-byte UMEM
+// frames.
+func Jumbo(mtu, frameSize int) bool { return mtu > MaxMTU(frameSize) }
 
 // Config is the whole configuration file.
 type Config struct {

@@ -300,7 +300,7 @@ var table = []Option{
 	cfgField(SectionDataplane, Option{Name: "frame_size", Kind: KindEnum,
 		Values: []Value{{"2048", 2048, true}, {"4096", 4096, false}}, Default: "2048",
 		Flags: FlagExtension | FlagStartup,
-		Desc:  "UMEM frame size in bytes; bounds the bonds' MTU (frame_size - 274)."},
+		Desc:  "UMEM frame size in bytes. A bond MTU above frame_size - 274 (1774, 3822) makes frames span several UMEM frames: AF_XDP multi-buffer (see mtu)."},
 		func(c *Config) *int { return &c.Dataplane.FrameSize }),
 	cfgField(SectionDataplane, Option{Name: "ring_size", Kind: KindInt, Min: 64, Max: 16384, PowerOfTwo: true,
 		Default: "2048", Flags: FlagExtension | FlagStartup,
@@ -382,9 +382,11 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup, check: checkBondMAC,
 		Desc: "MAC address of the bond."},
 		func(b *Bond) *net.HardwareAddr { return &b.MAC }),
-	bondField(Option{Name: "mtu", Effect: EffectRestart, Kind: KindInt, Min: 68, Max: 9000, Default: "1500",
+	bondField(Option{Name: "mtu", Effect: EffectRestart, Kind: KindInt, Min: 68, Max: MaxJumboMTU, Default: "1500",
 		Flags: FlagExtension | FlagStartup,
-		Desc:  "MTU of the bond; frames must fit dataplane.frame_size (at most frame_size - 274)."},
+		Desc: "MTU of the bond, its host device and its members. Above dataplane.frame_size - 274 (jumbo) frames travel as AF_XDP multi-buffer chains: " +
+			"this needs Linux >= 6.6 (XDP_USE_SG sockets, xdp.frags programs), members whose MTU can be raised to it, host_device veth (TAP refuses it), " +
+			"and in zero-copy a driver with multi-buffer zero-copy (else auto binds in copy mode). Checked at start, before any change."},
 		func(b *Bond) *int { return &b.MTU }),
 	bondField(Option{Name: "vlans", Effect: EffectRestart, Kind: KindIntList, Min: 1, Max: 4094,
 		Flags: FlagExtension | FlagStartup, check: checkVLANs,

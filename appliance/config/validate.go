@@ -275,9 +275,13 @@ func (v *validator) bond(i int) {
 	}
 
 	// Appliance rules.
-	if b.MTU > MaxMTU(c.Dataplane.FrameSize) && !bad("mtu") && !c.bad("dataplane.frame_size") {
-		v.errorf("%s: mtu: %d does not fit dataplane.frame_size %d (allowed at most %d = frame_size - %d XDP headroom - %d Ethernet and VLAN header)",
-			where, b.MTU, c.Dataplane.FrameSize, MaxMTU(c.Dataplane.FrameSize), XDPHeadroom, MaxL2Header)
+	// Above MaxMTU frames span several UMEM frames (AF_XDP multi-buffer,
+	// checked against the kernel at start); a TAP host reads and writes
+	// one UMEM frame per frame, so it carries no such frames.
+	if b.MTU > MaxMTU(c.Dataplane.FrameSize) && !bad("mtu") && !c.bad("dataplane.frame_size") && !c.bad("dataplane.host_device") &&
+		c.Dataplane.HostDevice == "tap" {
+		v.errorf("%s: mtu: %d does not fit dataplane.frame_size %d with dataplane.host_device tap: a TAP host carries single-buffer frames only (allowed: mtu at most %d = frame_size - %d XDP headroom - %d Ethernet and VLAN header, or host_device veth for up to %d)",
+			where, b.MTU, c.Dataplane.FrameSize, MaxMTU(c.Dataplane.FrameSize), XDPHeadroom, MaxL2Header, MaxJumboMTU)
 	}
 }
 

@@ -142,8 +142,9 @@ func TestBondingRules(t *testing.T) {
 		{"use_carrier 0", []string{"use_carrier: 0"}, nil, nil, nil},
 		{"lp_interval 0", []string{"lp_interval: 0"}, nil, nil,
 			[]string{"bonds[0] (bond0): lp_interval: 0 out of range (allowed 1..2147483647 or minval, maxval)"}},
-		{"mtu too big", []string{"mtu: 9000"}, nil, nil,
-			[]string{"bonds[0] (bond0): mtu: 9000 does not fit dataplane.frame_size 2048 (allowed at most 1774 = frame_size - 256 XDP headroom - 18 Ethernet and VLAN header)"}},
+		{"mtu jumbo", []string{"mtu: 9000"}, func(b *Bond) bool { return b.MTU == 9000 && Jumbo(b.MTU, 2048) }, nil, nil},
+		{"mtu too big", []string{"mtu: 9001"}, nil, nil,
+			[]string{"bonds[0] (bond0): mtu: 9001 out of range (allowed 68..9000)"}},
 		{"mtu fits", []string{"mtu: 1774"}, func(b *Bond) bool { return b.MTU == 1774 }, nil, nil},
 		{"bond mac", []string{`mac: "02:00:00:00:00:01"`}, func(b *Bond) bool { return b.MAC.String() == "02:00:00:00:00:01" }, nil, nil},
 		{"multicast bond mac", []string{`mac: "01:00:00:00:00:01"`}, nil, nil,
@@ -194,6 +195,11 @@ func TestDataplaneRules(t *testing.T) {
 				t.Errorf("errors:\n%v\nwant line:\n%s", err, tt.want)
 			}
 		})
+	}
+	// jumbo frames are multi-buffer chains, which a TAP host does not carry
+	_, _, err := Parse([]byte("dataplane:\n  host_device: tap\n" + bondYAML("mtu: 9000")))
+	if want := "bonds[0] (bond0): mtu: 9000 does not fit dataplane.frame_size 2048 with dataplane.host_device tap: a TAP host carries single-buffer frames only (allowed: mtu at most 1774 = frame_size - 256 XDP headroom - 18 Ethernet and VLAN header, or host_device veth for up to 9000)"; !slices.Contains(errLines(err), want) {
+		t.Errorf("errors:\n%v\nwant line:\n%s", err, want)
 	}
 	c, _ := mustParse(t, "dataplane:\n  frame_size: 4096\n  ring_size: 64\n  batch: 64\n  cores: 2,3\n  queues: 4\n  poll: busy\n  xdp_bind: copy\n  xdp_attach: generic\n  host_device: tap\n  hugepages: false\n"+bondYAML("mtu: 3822"))
 	want := Dataplane{Cores: []int{2, 3}, Queues: 4, Batch: 64, FrameSize: 4096, RingSize: 64,

@@ -35,6 +35,7 @@ type OVSOptions struct {
 	Split    int
 	IP       string // address with prefix on the bridge port
 	BondMode string // balance-tcp (default) | balance-slb | active-backup
+	MTU      int    // mtu_request on the members and the bridge (0: leave as is)
 }
 
 // StartOVS starts the partner in namespace ns on members (existing links there).
@@ -119,6 +120,13 @@ func StartOVS(ctx context.Context, ns string, members []string, o OVSOptions) (o
 	if o.Key != 0 {
 		for _, m := range members {
 			if err := ovs.vsctl(ctx, "set", "interface", m, fmt.Sprintf("other_config:lacp-aggregation-key=%d", o.Key)); err != nil {
+				return ovs, err
+			}
+		}
+	}
+	if o.MTU != 0 {
+		for _, ifc := range append([]string{"lpbr"}, members...) {
+			if err := ovs.vsctl(ctx, "set", "interface", ifc, fmt.Sprintf("mtu_request=%d", o.MTU)); err != nil {
 				return ovs, err
 			}
 		}

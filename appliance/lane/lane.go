@@ -33,6 +33,12 @@ type PortStats struct {
 	DropInactive Counter // received on a member that may not deliver (backup, not collecting)
 	DropNoFrame  Counter // UMEM exhausted: a broadcast copy or a control frame not made
 	DropTooLong  Counter // TAP frame longer than a UMEM frame's room (dropped, never truncated)
+	// DropChain counts multi-buffer frames (descriptor chains) dropped
+	// whole because they could not be completed: longer than
+	// [MaxFrags] descriptors, cut by a full TX ring or pending array,
+	// UMEM exhausted while copying one, or given to a TAP host. Each is
+	// also counted under its reason above when it has one.
+	DropChain Counter
 	// Frames handed to control, by class, and those lost because the
 	// class's ring was full: slow protocols (LACPDU, marker) on
 	// ToCtrlSlow; ARP/ND copies for the monitor and alb, and (on the host
@@ -70,6 +76,7 @@ type Port struct {
 
 	pend  []rings.Desc
 	npend int
+	skip  bool // dropping the rest of an over-long RX chain
 }
 
 // Bond is one bond's sockets in this lane.
@@ -163,6 +170,9 @@ type Lane struct {
 	adopted atomic.Pointer[Layout] // acknowledged by the lane
 	reclaim *rings.SPSC[Reclaimed] // frames of retired sockets, freed by the lane
 	rxbuf   []rings.Desc
+	chain   []rings.Desc         // the frame being forwarded: its descriptors (one unless multi-buffer)
+	chainN  uint32               // its length in bytes
+	cp      [MaxFrags]rings.Desc // a broadcast copy's descriptors
 	addrs   []uint64
 	cf      CtrlFrame
 	stop    atomic.Bool
@@ -192,7 +202,7 @@ func New(cfg Config, u *umem.UMEM, bonds []*Bond) *Lane {
 		FromCtrlSlow:  rings.NewSPSC[CtrlFrame](SlowRingSize),
 		FromCtrlNeigh: rings.NewSPSC[CtrlFrame](NeighRingSize),
 		addrs:         make([]uint64, cfg.RingSize),
-		rxbuf:         make([]rings.Desc, cfg.Batch),
+		rxbuf:         make([]rings.Desc, cfg.Batch+MaxFrags+1),
 		done:          make(chan struct{}),
 	}
 	members := make([][]*Port, len(bonds))
@@ -259,12 +269,13 @@ func NewLayout(bonds []*Bond, members [][]*Port) *Layout {
 }
 
 // size gives every port of lay a pending-transmit array for a batch from
-// each member and the host plus control: Batch*(members+2). Only the
-// lane's goroutine (or New, before it starts) calls it; it allocates only
-// when a layout with more members is adopted, never per frame.
+// each member and the host plus control, each batch possibly ending in a
+// chain of up to MaxFrags descriptors: (Batch+MaxFrags)*(members+2). Only
+// the lane's goroutine (or New, before it starts) calls it; it allocates
+// only when a layout with more members is adopted, never per frame.
 func (l *Lane) size(lay *Layout) {
 	for i, p := range lay.ports {
-		if need := l.cfg.Batch * (lay.fan[i] + 2); len(p.pend) < need {
+		if need := (l.cfg.Batch + MaxFrags) * (lay.fan[i] + 2); len(p.pend) < need {
 			pend := make([]rings.Desc, need)
 			copy(pend, p.pend[:p.npend])
 			p.pend = pend
@@ -422,6 +433,147 @@ func (l *Lane) enqueue(p *Port, d rings.Desc, from *Port) {
 	p.npend++
 }
 
+// enqueueChain queues frame ch (one descriptor, or a chain whose
+// descriptors but the last carry rings.Contd) for p, whole or not at all.
+func (l *Lane) enqueueChain(p *Port, ch []rings.Desc, from *Port) {
+	if len(ch) == 1 {
+		l.enqueue(p, rings.Desc{Addr: ch[0].Addr, Len: ch[0].Len}, from)
+		return
+	}
+	if p.npend+len(ch) > len(p.pend) {
+		l.dropChain(ch, &from.Stats.DropTxFull, from)
+		return
+	}
+	for i, d := range ch {
+		o := uint32(rings.Contd)
+		if i == len(ch)-1 {
+			o = 0
+		}
+		p.pend[p.npend] = rings.Desc{Addr: d.Addr, Len: d.Len, Options: o}
+		p.npend++
+	}
+}
+
+// freeChain frees every frame of ch.
+func (l *Lane) freeChain(ch []rings.Desc) {
+	for _, d := range ch {
+		l.U.Free(d.Addr)
+	}
+}
+
+// dropChain frees frame ch and counts it once under c (and under the
+// port's DropChain when it is a chain).
+func (l *Lane) dropChain(ch []rings.Desc, c *Counter, p *Port) {
+	l.freeChain(ch)
+	c.Add(1)
+	if len(ch) > 1 {
+		p.Stats.DropChain.Add(1)
+	}
+}
+
+// MaxFrags is the most descriptors one frame may span (AF_XDP
+// multi-buffer): a 9000-byte MTU frame takes 3 with 4096-byte UMEM
+// frames, 6 with 2048-byte ones. A longer chain is dropped whole.
+const MaxFrags = 16
+
+// rxRead takes up to a batch of descriptors from p's RX ring into
+// l.rxbuf and returns them, each frame whole: a chain whose last
+// fragment is not on the ring yet is left there (Unpeek) for the next
+// iteration, a chain longer than MaxFrags is dropped whole (DropChain).
+// Every descriptor returned is InFlight.
+//
+// Headers never straddle fragments: the kernel fills every fragment but
+// the last to the UMEM frame's size less the headroom (frame_size - 256:
+// 1792 or 3840 bytes, __xsk_rcv), and every header the lane reads
+// (Ethernet, VLAN, IPv4/IPv6 with options, TCP/UDP ports: at most 18 +
+// 60 + 60 bytes) lies in the first one.
+func (l *Lane) rxRead(p *Port) []rings.Desc {
+	idx, n := p.RX.Peek(uint32(l.cfg.Batch))
+	if n == 0 {
+		return nil
+	}
+	buf := l.rxbuf
+	for i := uint32(0); i < n; i++ {
+		buf[i] = p.RX.Get(idx + i)
+	}
+	if buf[n-1].Options&rings.Contd != 0 {
+		n = l.rxTail(p, idx, n)
+	}
+	for i := uint32(0); i < n; i++ {
+		l.U.Move(buf[i].Addr, umem.Fill, umem.InFlight)
+	}
+	p.RX.Release(n)
+	out := buf[:n]
+	if p.skip {
+		out = l.rxSkip(p, out)
+	}
+	return out
+}
+
+// rxTail completes the chain that ends buf[:n] from the ring; it returns
+// how many descriptors to take: the incomplete chain is given back
+// (Unpeek), or, when it is already longer than MaxFrags, taken to be
+// dropped with the rest of it (p.skip).
+func (l *Lane) rxTail(p *Port, idx, n uint32) uint32 {
+	buf := l.rxbuf
+	j := n - 1 // first descriptor of the open chain
+	for j > 0 && buf[j-1].Options&rings.Contd != 0 {
+		j--
+	}
+	for buf[n-1].Options&rings.Contd != 0 && n-j <= MaxFrags {
+		if _, got := p.RX.Peek(1); got == 0 {
+			break
+		}
+		buf[n] = p.RX.Get(idx + n)
+		n++
+	}
+	if buf[n-1].Options&rings.Contd == 0 {
+		return n
+	}
+	if n-j <= MaxFrags {
+		p.RX.Unpeek(n - j)
+		return j
+	}
+	// over-long: its descriptors are dropped from here on (rxSkip)
+	for i := j; i < n; i++ {
+		buf[i].Options |= rings.Contd
+	}
+	return n
+}
+
+// rxSkip drops the descriptors of an over-long chain at the start of out
+// (up to and including its last) and returns the rest.
+func (l *Lane) rxSkip(p *Port, out []rings.Desc) []rings.Desc {
+	k := 0
+	for k < len(out) {
+		d := out[k]
+		k++
+		l.U.Free(d.Addr)
+		if d.Options&rings.Contd == 0 {
+			p.skip = false
+			break
+		}
+	}
+	return out[k:]
+}
+
+// frameAt returns the frame starting at descs[i]: its descriptors and
+// length in bytes. A chain longer than MaxFrags is returned with ok
+// false, to be dropped; when it runs to the end of descs (the start of an
+// over-long chain, see rxTail) the port skips the rest of it.
+func frameAt(descs []rings.Desc, i int) (ch []rings.Desc, n uint32, ok bool) {
+	j := i
+	n = descs[i].Len
+	for descs[j].Options&rings.Contd != 0 {
+		j++
+		if j == len(descs) {
+			return descs[i:j], n, false
+		}
+		n += descs[j].Len
+	}
+	return descs[i : j+1], n, j-i < MaxFrags
+}
+
 // pickFunc chooses the member a frame the host sent leaves on, for one
 // mode: a member index, or pickDrop (no member can send it: the frame is
 // dropped and counted), or pickDone (the pick function disposed of the
@@ -492,11 +644,17 @@ func pickAD(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame 
 }
 
 // pickBroadcast queues a copy on every transmitting member but the last
-// and sends the frame itself on the last.
+// and sends the frame itself on the last. A chain is copied whole (as
+// many new frames as it has fragments) or, when the UMEM runs out in
+// the middle, not at all.
 func pickBroadcast(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame []byte) int {
 	h := b.Host
 	last := len(s.TX) - 1
 	for j := 0; j < last; j++ {
+		if len(l.chain) > 1 {
+			l.broadcastChain(h, memberAt(members, s.TX[j]))
+			continue
+		}
 		addr, ok := l.U.Alloc()
 		if !ok {
 			h.Stats.DropNoFrame.Add(1)
@@ -512,6 +670,27 @@ func pickBroadcast(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc,
 	return s.TX[last]
 }
 
+// broadcastChain queues a copy of the chain l.chain on p.
+func (l *Lane) broadcastChain(h, p *Port) {
+	cp := l.cp[:len(l.chain)]
+	for i, d := range l.chain {
+		addr, ok := l.U.Alloc()
+		if !ok {
+			l.freeChain(cp[:i])
+			h.Stats.DropNoFrame.Add(1)
+			h.Stats.DropChain.Add(1)
+			return
+		}
+		copy(l.U.Frame(addr, d.Len), l.U.Frame(d.Addr, d.Len))
+		cp[i] = rings.Desc{Addr: addr, Len: d.Len}
+	}
+	if p == nil {
+		l.dropChain(cp, &h.Stats.DropNoSlave, h)
+		return
+	}
+	l.enqueueChain(p, cp, h)
+}
+
 // pickALB is balance-tlb and balance-alb: the published table's slave,
 // ARP to control in balance-alb (rlb), bytes counted per hash index, and
 // the slave's own source address on a slave other than the active one.
@@ -524,51 +703,58 @@ func pickALB(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame
 	if slave == policy.ALBToControl {
 		// an ARP frame rlb may rewrite: control sends it (HostTx)
 		l.toCtrl(l.ToCtrlNeigh, b.Index, HostMember, frame, &b.Host.Stats.NeighRx, &b.Host.Stats.NeighDrop)
-		l.U.Free(d.Addr)
+		l.freeChain(l.chain)
 		return pickDone
 	}
 	if slave < 0 || slave >= len(members) {
 		return pickDrop
 	}
-	b.ALBLoad.Add(counter, uint64(d.Len))
+	b.ALBLoad.Add(counter, uint64(l.chainN))
 	// bond_do_alb_xmit: frames on another slave carry its MAC
 	t.SetSource(frame, slave)
 	return slave
 }
 
 // hostRX forwards frames the host sent to the members chosen by the mode.
+// A frame is one descriptor or a chain of them (multi-buffer); the mode
+// reads and rewrites headers in the first fragment only (see rxRead).
 func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	h := b.Host
 	var descs []rings.Desc
 	if h.Tap {
 		descs = l.tapRead(h)
 	} else {
-		idx, n := h.RX.Peek(uint32(l.cfg.Batch))
-		for i := uint32(0); i < n; i++ {
-			l.rxbuf[i] = h.RX.Get(idx + i)
-			l.U.Move(l.rxbuf[i].Addr, umem.Fill, umem.InFlight)
-		}
-		h.RX.Release(n)
-		descs = l.rxbuf[:n]
+		descs = l.rxRead(h)
 	}
 	n := len(descs)
 	if n == 0 {
 		return 0
 	}
-	var bytes uint64
-	for _, d := range descs {
-		bytes += uint64(d.Len)
+	var bytes, frames uint64
+	var pick pickFunc
+	if s != nil && len(s.TX) > 0 {
+		pick = pickFor(s.Mode)
 	}
-	h.Stats.RxPackets.Add(uint64(n))
-	h.Stats.RxBytes.Add(bytes)
-	if s == nil || len(s.TX) == 0 {
-		for _, d := range descs {
-			l.drop(d.Addr, &h.Stats.DropNoSlave)
+	for i := 0; i < n; {
+		d := descs[i]
+		ch, ln, ok := descs[i:i+1], d.Len, true
+		if d.Options&rings.Contd != 0 {
+			ch, ln, ok = frameAt(descs, i)
 		}
-		return n
-	}
-	pick := pickFor(s.Mode)
-	for _, d := range descs {
+		i += len(ch)
+		frames++
+		bytes += uint64(ln)
+		if !ok {
+			l.freeChain(ch)
+			h.Stats.DropChain.Add(1)
+			h.skip = ch[len(ch)-1].Options&rings.Contd != 0 // the rest is still to come
+			continue
+		}
+		if pick == nil {
+			l.dropChain(ch, &h.Stats.DropNoSlave, h)
+			continue
+		}
+		l.chain, l.chainN = ch, ln
 		frame := l.U.Frame(d.Addr, d.Len)
 		m := pick(l, b, s, members, d, frame)
 		if m == pickDone {
@@ -576,11 +762,13 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 		}
 		p := memberAt(members, m)
 		if p == nil {
-			l.drop(d.Addr, &h.Stats.DropNoSlave)
+			l.dropChain(ch, &h.Stats.DropNoSlave, h)
 			continue
 		}
-		l.enqueue(p, rings.Desc{Addr: d.Addr, Len: d.Len}, h)
+		l.enqueueChain(p, ch, h)
 	}
+	h.Stats.RxPackets.Add(frames)
+	h.Stats.RxBytes.Add(bytes)
 	return n
 }
 
@@ -673,35 +861,48 @@ func isSlow(f []byte) bool {
 }
 
 // memberRX delivers frames received on member m to the host, slow-protocol
-// frames to control.
+// frames to control. Slow-protocol and neighbour frames are small: their
+// first fragment is all control needs.
 func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) int {
-	idx, n := p.RX.Peek(uint32(l.cfg.Batch))
+	descs := l.rxRead(p)
+	n := len(descs)
 	if n == 0 {
 		return 0
 	}
-	var bytes uint64
-	for i := uint32(0); i < n; i++ {
-		d := p.RX.Get(idx + i)
-		l.U.Move(d.Addr, umem.Fill, umem.InFlight)
-		bytes += uint64(d.Len)
+	var bytes, frames uint64
+	for i := 0; i < n; {
+		d := descs[i]
+		ch, ln, ok := descs[i:i+1], d.Len, true
+		if d.Options&rings.Contd != 0 {
+			ch, ln, ok = frameAt(descs, i)
+		}
+		i += len(ch)
+		frames++
+		bytes += uint64(ln)
+		if !ok {
+			l.freeChain(ch)
+			p.Stats.DropChain.Add(1)
+			p.skip = ch[len(ch)-1].Options&rings.Contd != 0 // the rest is still to come
+			continue
+		}
 		frame := l.U.Frame(d.Addr, d.Len)
 		if isSlow(frame) {
 			l.toCtrl(l.ToCtrlSlow, b.Index, uint16(m), frame, &p.Stats.SlowRx, &p.Stats.SlowDrop)
-			l.U.Free(d.Addr)
+			l.freeChain(ch)
 			continue
 		}
 		if s != nil && s.CopyARP && isNeighbour(frame) {
 			l.toCtrl(l.ToCtrlNeigh, b.Index, uint16(m), frame, &p.Stats.NeighRx, &p.Stats.NeighDrop)
 		}
 		if s == nil || b.Host == nil {
-			l.drop(d.Addr, &p.Stats.DropInactive)
+			l.dropChain(ch, &p.Stats.DropInactive, p)
 			continue
 		}
 		if t := s.ALB; t != nil {
 			// tlb/alb delivery rules (bond_should_deliver_exact_match);
 			// in alb a frame to the slave's own MAC gets the bond's
 			if !t.Deliver(m, frame) {
-				l.drop(d.Addr, &p.Stats.DropInactive)
+				l.dropChain(ch, &p.Stats.DropInactive, p)
 				continue
 			}
 			// also a frame to the MAC of a failed slave, taught to the
@@ -709,15 +910,14 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) i
 			// runts are left alone
 			t.TeachDisabled(frame, len(members))
 		} else if !s.CanRX(m) {
-			l.drop(d.Addr, &p.Stats.DropInactive)
+			l.dropChain(ch, &p.Stats.DropInactive, p)
 			continue
 		}
-		l.enqueue(b.Host, rings.Desc{Addr: d.Addr, Len: d.Len}, p)
+		l.enqueueChain(b.Host, ch, p)
 	}
-	p.RX.Release(n)
-	p.Stats.RxPackets.Add(uint64(n))
+	p.Stats.RxPackets.Add(frames)
 	p.Stats.RxBytes.Add(bytes)
-	return int(n)
+	return n
 }
 
 // ctrlTX sends the frames control queued: slow protocols first, then
@@ -774,19 +974,38 @@ func (l *Lane) flush() {
 		k := uint32(p.npend)
 		if k > 0 {
 			idx, got := p.TX.Reserve(k)
-			var bytes uint64
+			if got < k && got > 0 && p.pend[got-1].Options&rings.Contd != 0 {
+				// the ring would cut a chain: none of it goes on the ring
+				c := got - 1
+				for c > 0 && p.pend[c-1].Options&rings.Contd != 0 {
+					c--
+				}
+				p.TX.Cancel(got - c)
+				got = c
+			}
+			var bytes, frames uint64
 			for i := uint32(0); i < got; i++ {
 				d := p.pend[i]
 				l.U.Move(d.Addr, umem.InFlight, umem.TX)
 				p.TX.Set(idx+i, d)
 				bytes += uint64(d.Len)
+				if d.Options&rings.Contd == 0 {
+					frames++
+				}
 			}
 			p.TX.Submit(got)
 			for i := got; i < k; i++ {
-				l.drop(p.pend[i].Addr, &p.Stats.DropTxFull)
+				d := p.pend[i]
+				l.U.Free(d.Addr)
+				if d.Options&rings.Contd == 0 {
+					p.Stats.DropTxFull.Add(1)
+					if i > got && p.pend[i-1].Options&rings.Contd != 0 {
+						p.Stats.DropChain.Add(1)
+					}
+				}
 			}
 			p.npend = 0
-			p.Stats.TxPackets.Add(uint64(got))
+			p.Stats.TxPackets.Add(frames)
 			p.Stats.TxBytes.Add(bytes)
 		}
 		if out := p.TX.Outstanding(); out > 0 && p.TX.NeedWakeup() {
@@ -803,12 +1022,21 @@ func (l *Lane) flush() {
 	}
 }
 
-// tapWrite writes the pending frames to a TAP device and frees them.
+// tapWrite writes the pending frames to a TAP device and frees them. A
+// TAP host carries no multi-buffer frames (jumbo needs host_device veth):
+// a chain is dropped whole.
 func (l *Lane) tapWrite(p *Port) {
 	var bytes uint64
 	sent := 0
 	for i := 0; i < p.npend; i++ {
 		d := p.pend[i]
+		if d.Options&rings.Contd != 0 || (i > 0 && p.pend[i-1].Options&rings.Contd != 0) {
+			l.U.Free(d.Addr)
+			if d.Options&rings.Contd == 0 {
+				p.Stats.DropChain.Add(1)
+			}
+			continue
+		}
 		if _, err := unix.Write(p.FD, l.U.Frame(d.Addr, d.Len)); err != nil {
 			p.Stats.DropTxFull.Add(1)
 		} else {

@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // AttachMode selects how the program is attached (config key dataplane.xdp_attach).
@@ -52,6 +53,13 @@ type Options struct {
 	// a flood of data frames that fills the socket's RX ring cannot then
 	// take LACPDUs with it. For members.
 	PassSlowProtocols bool
+	// Frags loads the program as multi-buffer aware (xdp.frags,
+	// BPF_F_XDP_HAS_FRAGS, Linux ≥ 5.18), for sockets bound with
+	// XDP_USE_SG: the kernel then hands it frames spanning several
+	// buffers (and lets veth run it natively above 3506 bytes). It reads
+	// only the first buffer (the ethertype at offset 12, well inside
+	// it), so it is correct either way.
+	Frags bool
 }
 
 // New creates an XSKMAP with queues entries and the redirect program.
@@ -105,17 +113,34 @@ func NewWithOptions(queues int, opt Options) (*Program, error) {
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
 	)
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+	spec := &ebpf.ProgramSpec{
 		Name:         "bond_redirect",
 		Type:         ebpf.XDP,
 		Instructions: insns,
 		License:      "GPL",
-	})
+	}
+	if opt.Frags {
+		spec.Flags = unix.BPF_F_XDP_HAS_FRAGS
+	}
+	p, err := ebpf.NewProgram(spec)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("xdpprog: load program: %w", err)
 	}
 	return &Program{Map: m, Prog: p}, nil
+}
+
+// ProbeFrags loads (and unloads) a multi-buffer aware XDP program,
+// changing nothing: an error says the kernel cannot run one.
+func ProbeFrags() error {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "bond_probe", Type: ebpf.XDP, License: "GPL", Flags: unix.BPF_F_XDP_HAS_FRAGS,
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
+	})
+	if err != nil {
+		return fmt.Errorf("the kernel does not load multi-buffer XDP programs (xdp.frags, BPF_F_XDP_HAS_FRAGS, Linux ≥ 5.18): %w", err)
+	}
+	return p.Close()
 }
 
 // SetSocket stores the AF_XDP socket fd at queue index q.
@@ -144,7 +169,10 @@ func (p *Program) Close() error {
 type Attachment struct {
 	Ifindex int
 	Mode    AttachMode // the mode actually used: native or generic
-	link    link.Link
+	// NativeErr is why native mode was refused when auto fell back to
+	// generic (nil otherwise).
+	NativeErr error
+	link      link.Link
 }
 
 // ErrBusy is returned when the device already has an XDP program.
@@ -209,7 +237,7 @@ func (p *Program) Attach(ifindex int, mode AttachMode, force bool) (*Attachment,
 		if gerr != nil {
 			return nil, fmt.Errorf("XDP attach: native: %v; generic: %w", nerr, gerr)
 		}
-		return &Attachment{Ifindex: ifindex, Mode: AttachGeneric, link: lk}, nil
+		return &Attachment{Ifindex: ifindex, Mode: AttachGeneric, NativeErr: nerr, link: lk}, nil
 	}
 }
 

@@ -49,6 +49,13 @@ type Options struct {
 	// BusyPollBudget is the packets per busy poll (SO_BUSY_POLL_BUDGET); 0
 	// leaves the kernel's default (8). Only with BusyPoll.
 	BusyPollBudget uint32
+	// SG binds the socket for multi-buffer frames (XDP_USE_SG, Linux ≥
+	// 6.6): a frame longer than a UMEM frame less its headroom arrives
+	// and leaves as a chain of descriptors marked XDP_PKT_CONTD. Only the
+	// socket registering the UMEM sets it; sockets sharing the UMEM
+	// inherit it. Zero-copy multi-buffer needs driver support: in auto
+	// mode a driver without it gets a copy-mode socket.
+	SG bool
 }
 
 // DefaultTxBudget is the kernel's copy-mode budget per TX kick
@@ -149,6 +156,9 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 		return nil, err
 	}
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	if opt.SG {
+		sa.Flags |= unix.XDP_USE_SG
+	}
 	if shared != nil {
 		sa.Flags = unix.XDP_SHARED_UMEM
 		sa.SharedUmemFD = uint32(shared.FD)
@@ -161,10 +171,39 @@ func open(u *umem.UMEM, ifindex, queue int, opt Options, shared *Socket, mode ui
 		case mode == unix.XDP_ZEROCOPY:
 			m = "zero-copy"
 		}
+		if opt.SG && shared == nil {
+			m += ", multi-buffer"
+		}
 		return nil, fmt.Errorf("bind ifindex %d queue %d (%s): %w", ifindex, queue, m, err)
 	}
 	s.ZeroCopy = mode == unix.XDP_ZEROCOPY || (shared != nil && shared.ZeroCopy)
 	return s, nil
+}
+
+// ErrNoSG is returned (wrapped) by ProbeSG when the kernel has no
+// multi-buffer AF_XDP sockets.
+var ErrNoSG = errors.New("the kernel does not support multi-buffer AF_XDP sockets (XDP_USE_SG, Linux ≥ 6.6), which frames longer than one UMEM frame need")
+
+// ProbeSG reports whether the kernel accepts XDP_USE_SG, changing
+// nothing: it binds a fresh socket to interface index 0 with the flag.
+// The kernel checks the flags before it looks up the device, so it
+// answers EINVAL for an unknown flag and ENODEV when it knows them all.
+func ProbeSG() error {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("AF_XDP socket: %w", err)
+	}
+	defer unix.Close(fd)
+	err = unix.Bind(fd, &unix.SockaddrXDP{Flags: unix.XDP_USE_SG | unix.XDP_COPY, Ifindex: 0})
+	switch {
+	case errors.Is(err, unix.ENODEV):
+		return nil
+	case errors.Is(err, unix.EINVAL):
+		return ErrNoSG
+	case err == nil:
+		return nil
+	}
+	return fmt.Errorf("probe XDP_USE_SG: %w", err)
 }
 
 // setTxBudget asks for want descriptors per TX kick (clamped to the

@@ -1,6 +1,7 @@
 package xsk
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"testing"
@@ -140,5 +141,30 @@ func TestBusyPollOptionsOnSocket(t *testing.T) {
 		if v, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL); v != 50 {
 			t.Errorf("SO_BUSY_POLL reads %d, want 50", v)
 		}
+	}
+}
+
+// TestMultiBufferConstants: the uapi values jumbo frames rely on
+// (include/uapi/linux/if_xdp.h).
+func TestMultiBufferConstants(t *testing.T) {
+	if unix.XDP_USE_SG != 1<<4 || unix.XDP_PKT_CONTD != 1 {
+		t.Fatalf("XDP_USE_SG = %#x, XDP_PKT_CONTD = %#x", unix.XDP_USE_SG, unix.XDP_PKT_CONTD)
+	}
+}
+
+// TestProbeSG: on a kernel that has multi-buffer AF_XDP (Linux ≥ 6.6)
+// the probe succeeds and changes nothing; it needs CAP_NET_RAW.
+func TestProbeSG(t *testing.T) {
+	if unix.Geteuid() != 0 {
+		t.Skip("AF_XDP sockets need root")
+	}
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil || major < 6 || (major == 6 && minor < 6) {
+		t.Skipf("kernel %s: before 6.6", unix.ByteSliceToString(u.Release[:]))
+	}
+	if err := ProbeSG(); err != nil {
+		t.Fatal(err)
 	}
 }
