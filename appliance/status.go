@@ -92,6 +92,7 @@ func addCounters(c *Counters, p *lane.Port) {
 	c.DropNoSlave += s.DropNoSlave.Load()
 	c.DropInactive += s.DropInactive.Load()
 	c.DropNoFrame += s.DropNoFrame.Load()
+	c.DropChain += s.DropChain.Load()
 	c.DropTooLong += s.DropTooLong.Load()
 	c.CtrlRx += s.SlowRx.Load()
 	c.CtrlDrop += s.SlowDrop.Load()

@@ -184,7 +184,7 @@ var cases = []testCase{
 			`bond0: option bond-foo bar: not a bonding option`,
 			`bond0: option bond-queue-id 2: a per-slave option`,
 			`bond0: option bond-lacp-rate fast: not supported in mode broadcast(3)`,
-			`bond0: option mtu 9000: 9000 does not fit an AF_XDP frame (allowed at most 3822`,
+			`bond0: option mtu 9500: 9500 out of range (allowed 68..9000)`,
 			`bond0: slave eth0: option bond-queue-id 7: 7 out of range (allowed 0..1, the number of dataplane.queues)`,
 			`bond0: option bond-arp-validate all: all requires arp_interval`,
 			`bond1: slave eth1: "eth1" is already a slave of bond0`,

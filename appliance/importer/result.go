@@ -413,8 +413,10 @@ func (r *Result) finish() {
 			if b.MTU <= config.MaxMTU(4096) {
 				r.frameSize = 4096
 				r.Notes = append(r.Notes, message(b.Name, "option "+b.from["mtu"].text, "dataplane.frame_size is set to 4096: an MTU above "+strconv.Itoa(config.MaxMTU(2048))+" does not fit a 2048-byte frame", b.from["mtu"].src))
+			} else if b.MTU <= config.MaxJumboMTU {
+				r.Notes = append(r.Notes, message(b.Name, "option "+b.from["mtu"].text, "a jumbo MTU: frames span several AF_XDP frames (multi-buffer AF_XDP, Linux ≥ 6.6, and members whose drivers take the MTU)", b.from["mtu"].src))
 			} else {
-				r.drop(b, mtuOpt, fmt.Sprintf("%d does not fit an AF_XDP frame (allowed at most %d, with dataplane.frame_size 4096); the bond keeps the default MTU", b.MTU, config.MaxMTU(4096)))
+				r.drop(b, mtuOpt, fmt.Sprintf("%d is above the largest MTU the appliance carries (allowed at most %d); the bond keeps the default MTU", b.MTU, config.MaxJumboMTU))
 			}
 		}
 	}

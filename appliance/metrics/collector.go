@@ -21,6 +21,7 @@ const (
 	ReasonSlowProtocolQueueFull = "slow_protocol_queue_full"
 	ReasonNeighbourQueueFull    = "neighbour_queue_full"
 	ReasonControlBad            = "control_bad"
+	ReasonChain                 = "chain"
 )
 
 // descs builds the descriptors of a collector and remembers them all for
@@ -58,7 +59,8 @@ func newCounterSet(d *descs, prefix, what string, labels []string) counterSet {
 			"too_long (tap frame longer than a UMEM frame's room), "+
 			"slow_protocol_queue_full (LACPDU or marker for the control plane lost because its queue was full), "+
 			"neighbour_queue_full (ARP/ND copy for the control plane lost because its queue was full), "+
-			"control_bad (frame from the control plane with an impossible length).", withReason...),
+			"control_bad (frame from the control plane with an impossible length), "+
+			"chain (multi-buffer frame dropped whole: it could not be completed).", withReason...),
 		ctrlRx: d.new(prefix+"_control_receive_packets_total",
 			"Frames received on "+what+" and handed to the control plane (LACP/marker, and ARP/ND copies for the ARP/NS monitor).", labels...),
 		ctrlTx: d.new(prefix+"_control_transmit_packets_total",
@@ -89,6 +91,7 @@ func (s *counterSet) collect(ch chan<- prometheus.Metric, c *appliance.Counters,
 		{ReasonSlowProtocolQueueFull, c.CtrlDrop},
 		{ReasonNeighbourQueueFull, c.NeighDrop},
 		{ReasonControlBad, c.CtrlBad},
+		{ReasonChain, c.DropChain},
 	} {
 		counter(ch, s.dropped, r.v, append(lv[:len(lv):len(lv)], r.reason)...)
 	}
@@ -346,6 +349,7 @@ func addCounters(d, s *appliance.Counters) {
 	d.NeighRx += s.NeighRx
 	d.NeighDrop += s.NeighDrop
 	d.CtrlBad += s.CtrlBad
+	d.DropChain += s.DropChain
 	d.CtrlTx += s.CtrlTx
 	d.XSKRxDropped += s.XSKRxDropped
 	d.XSKRxRingFull += s.XSKRxRingFull

@@ -312,15 +312,15 @@ bond_appliance_bond_active_slave_info{bond="bond1",slave="eth3"} 1
 		"bond_appliance_bond_up", "bond_appliance_bond_active_slave_info"); err != nil {
 		t.Error(err)
 	}
-	// 8 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
+	// 9 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
 	// lane ports.
-	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 16 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 18 {
 		t.Errorf("host drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 32 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 36 {
 		t.Errorf("slave drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 32 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 36 {
 		t.Errorf("port drops: %d series", n)
 	}
 }

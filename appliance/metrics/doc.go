@@ -33,7 +33,8 @@
 //     lost because the lane-to-control slow-protocol queue was full),
 //     neighbour_queue_full (an ARP/ND copy for the ARP/NS monitor or alb
 //     lost because the lane-to-control neighbour queue was full),
-//     control_bad (a frame from the control plane with an impossible length).
+//     control_bad (a frame from the control plane with an impossible length),
+//     chain (a multi-buffer frame dropped whole: it could not be completed).
 //   - place: where UMEM frames are, one of free, fill, rx, in_flight, tx,
 //     completion (bond_appliance_lane_umem_place_frames only).
 //   - version, mode, cpu: on the _info metrics only.
