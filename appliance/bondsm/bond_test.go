@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bond-appliance/bond-appliance/appliance/config"
 )
 
 // Every mode: the snapshot after start, after member 0 loses carrier and
@@ -503,5 +505,26 @@ func TestDowndelayKeepsTraffic(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A runtime active_slave names a member; when that member leaves, the
+// request goes with it, so the live configuration still validates.
+func TestRemoveMemberClearsActiveSlave(t *testing.T) {
+	b, _ := newBond(t, parseBond(t, "active-backup", 3, "miimon: 100"))
+	if _, err := b.SetActiveSlave(at(10), "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.RemoveMember(at(20), "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	c := b.Config()
+	if c.ActiveSlave != "" {
+		t.Fatalf("active_slave %q after its member left", c.ActiveSlave)
+	}
+	cfg := config.Defaults()
+	cfg.Bonds = []config.Bond{c}
+	if _, err := cfg.Validate(); err != nil {
+		t.Fatalf("live configuration no longer validates: %v", err)
 	}
 }

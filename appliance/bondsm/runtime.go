@@ -108,6 +108,11 @@ func (b *Bond) RemoveMember(now time.Time, name string) (int, Output, error) {
 	m.hostPromisc, m.albPromisc = false, false
 	b.syncDevPromisc(m)
 	b.cfg.Slaves = slices.DeleteFunc(b.cfg.Slaves, func(s config.Slave) bool { return s.Name == name })
+	if b.cfg.ActiveSlave == name {
+		// the requested active slave left the bond (primary, a name that
+		// may come back, stays, as in bonding)
+		b.cfg.ActiveSlave = ""
+	}
 	if b.mon != nil {
 		if err := b.rebuildMonitor(b.cfg); err != nil {
 			b.log("ARP/NS monitor not rebuilt after removing a slave", "bond", bn, "err", err.Error())

@@ -88,6 +88,7 @@ type chaosRun struct {
 	o      chaosOptions
 	bin    string
 	mode   string
+	sock   string // the control socket every instance of the run uses
 	topo   *Topo
 	ovs    *OVS
 	yaml   string
@@ -522,10 +523,13 @@ func chaosSets(mode string) [][2]string {
 // start starts an instance with r.yaml, puts the host address on bond0 and
 // connects a never-reading events client.
 func (r *chaosRun) start() error {
-	p, err := r.topo.Start(r.ctx, r.bin, r.yaml)
+	// every instance uses the first one's control socket: a restart after
+	// kill -9 finds the killed instance's undo journal beside it
+	p, err := r.topo.StartAt(r.ctx, r.bin, r.yaml, r.sock)
 	if err != nil {
 		return err
 	}
+	r.sock = p.Socket
 	cfg, err := os.ReadFile(filepath.Join(p.Dir, "bond.yaml"))
 	if err != nil {
 		return err

@@ -11,12 +11,9 @@ import (
 )
 
 // killRestartSupported says whether the appliance can be restarted after a
-// kill -9 (it finds what the killed instance left behind — bond0, XDP
-// programs, member settings — and takes it over or undoes it). Until that
-// lands a restart after kill -9 fails ("a network interface bond0 already
-// exists"), so the chaos soak leaves the kill step out unless
-// BOND_APPLIANCE_CHAOS_KILL=1. Flip this to true when restart recovery is in.
-const killRestartSupported = false
+// kill -9: it restores what the killed instance left behind (bond0, member
+// settings) from its persisted undo journal, then starts.
+const killRestartSupported = true
 
 // chaosOptions configure TestIntegrationStressChaos (environment variables
 // BOND_APPLIANCE_CHAOS_*).
@@ -35,7 +32,7 @@ var chaosModes = []string{"active-backup", "balance-xor", "802.3ad"}
 // chaosOptionsFrom reads the options through getenv; errors name the
 // variable and what it accepts.
 func chaosOptionsFrom(getenv func(string) string) (chaosOptions, error) {
-	o := chaosOptions{dur: 60 * time.Second, modes: chaosModes, killEvery: 3 * time.Minute,
+	o := chaosOptions{dur: 60 * time.Second, modes: chaosModes, killEvery: 45 * time.Second,
 		kill: killRestartSupported, seed: rand.Uint64() % 1_000_000, floodPPS: 20000}
 	dur := func(name string, dst *time.Duration, zeroOK bool) error {
 		v := getenv(name)
@@ -107,7 +104,7 @@ func TestChaosOptions(t *testing.T) {
 		check   func(chaosOptions) bool
 	}{
 		{"defaults", nil, "", func(o chaosOptions) bool {
-			return o.dur == time.Minute && len(o.modes) == 3 && o.killEvery == 3*time.Minute && o.kill == killRestartSupported && o.floodPPS == 20000
+			return o.dur == time.Minute && len(o.modes) == 3 && o.killEvery == 45*time.Second && o.kill == killRestartSupported && o.floodPPS == 20000
 		}},
 		{"long run", map[string]string{"BOND_APPLIANCE_CHAOS": "30m", "BOND_APPLIANCE_CHAOS_MODES": "802.3ad", "BOND_APPLIANCE_CHAOS_SEED": "7"}, "",
 			func(o chaosOptions) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -87,41 +86,6 @@ func (e *env) crashConfig(dir, sock string) string {
 		"  state_dir: "+filepath.Join(filepath.Dir(sock), "state")+"\n", "  state_dir: "+dir+"\n", 1)
 }
 
-// startAt is Topo.Start with a given control socket (a restart uses the
-// same one: the state file belongs to the namespace and the socket).
-func (t *Topo) startAt(ctx context.Context, binary, yaml, sock string) (*Proc, error) {
-	dir, err := os.MkdirTemp("", "ba-"+t.ID+"-")
-	if err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "bond.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		return nil, err
-	}
-	p := &Proc{Socket: sock, Dir: dir, log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", t.GW, binary, "-c", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := p.Status(""); err == nil {
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("appliance exited: %v\n%s", p.err, p.log.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("appliance did not answer on %s within 15 s\n%s", sock, p.log.String())
-		}
-	}
-}
-
 // pingUntil pings the host address from the peer until a reply comes back
 // and returns how long that took.
 func (e *env) pingUntil(from time.Time, limit time.Duration) time.Duration {
@@ -163,7 +127,7 @@ func TestIntegrationCrashRestart(t *testing.T) {
 			stateDir := t.TempDir()
 			sock := filepath.Join(stateDir, "control.sock")
 			cfg := e.crashConfig(stateDir, sock)
-			p, err := e.topo.startAt(e.ctx, applianceBin, cfg, sock)
+			p, err := e.topo.StartAt(e.ctx, applianceBin, cfg, sock)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +159,7 @@ func TestIntegrationCrashRestart(t *testing.T) {
 			switch variant {
 			case "restart":
 				t0 := time.Now()
-				p2, err := e.topo.startAt(e.ctx, applianceBin, cfg, sock)
+				p2, err := e.topo.StartAt(e.ctx, applianceBin, cfg, sock)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -266,7 +230,7 @@ func TestIntegrationCrashForeignBond(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "control.sock")
-	_, err := e.topo.startAt(e.ctx, applianceBin, e.crashConfig(dir, sock), sock)
+	_, err := e.topo.StartAt(e.ctx, applianceBin, e.crashConfig(dir, sock), sock)
 	if err == nil || !strings.Contains(err.Error(), `"bond0" already exists and is not the appliance's`) {
 		t.Fatalf("start with a foreign bond0: %v", err)
 	}
@@ -307,7 +271,7 @@ func TestIntegrationCrashForceXDP(t *testing.T) {
 	sock := filepath.Join(dir, "control.sock")
 	cfg := strings.Replace(e.crashConfig(dir, sock), "    mode:", "    force: true\n    mode:", 1)
 	for _, how := range []string{"clean stop", "kill -9 + cleanup"} {
-		p, err := e.topo.startAt(e.ctx, applianceBin, cfg, sock)
+		p, err := e.topo.StartAt(e.ctx, applianceBin, cfg, sock)
 		if err != nil {
 			t.Fatal(err)
 		}

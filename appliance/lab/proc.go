@@ -123,6 +123,14 @@ func (s *syncBuffer) String() string {
 // configuration file and the control socket) is removed by Stop, or here
 // when the appliance does not start.
 func (t *Topo) Start(ctx context.Context, binary, yaml string) (_ *Proc, err error) {
+	return t.StartAt(ctx, binary, yaml, "")
+}
+
+// StartAt is Start with the control socket at sock ("" = a new one in the
+// run's own directory). A restart after a crash passes the socket of the
+// instance it replaces: the undo journal the new instance restores from is
+// kept beside it (state_dir "@STATEDIR@").
+func (t *Topo) StartAt(ctx context.Context, binary, yaml, sock string) (_ *Proc, err error) {
 	dir, err := os.MkdirTemp("", "ba-"+t.ID+"-")
 	if err != nil {
 		return nil, err
@@ -132,7 +140,9 @@ func (t *Topo) Start(ctx context.Context, binary, yaml string) (_ *Proc, err err
 			os.RemoveAll(dir)
 		}
 	}()
-	sock := filepath.Join(dir, "control.sock")
+	if sock == "" {
+		sock = filepath.Join(dir, "control.sock")
+	}
 	yaml = strings.ReplaceAll(yaml, "@SOCKET@", sock)
 	yaml = strings.ReplaceAll(yaml, "@STATEDIR@", stateDirFor(sock))
 	cfg := filepath.Join(dir, "bond.yaml")
