@@ -68,7 +68,7 @@ type Counters struct {
 	DropNoSlave  uint64 `json:"drop_no_slave"`
 	DropInactive uint64 `json:"drop_inactive_slave"`
 	DropNoFrame  uint64 `json:"drop_no_frame"`
-	DropChain    uint64 `json:"drop_chain"` // multi-buffer frames dropped whole (could not be completed)
+	DropChain    uint64 `json:"drop_chain"`         // multi-buffer frames dropped whole (could not be completed)
 	DropTooLong  uint64 `json:"drop_too_long"`      // TAP frames longer than a UMEM frame's room
 	CtrlRx       uint64 `json:"slow_protocol_rx"`   // LACPDUs and markers handed to control
 	CtrlDrop     uint64 `json:"slow_protocol_drop"` // ... lost because their ring was full
