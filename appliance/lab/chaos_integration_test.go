@@ -3,7 +3,6 @@ package lab
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -252,7 +251,7 @@ func chaosMode(t *testing.T, bin, mode string, o chaosOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpDone := make(chan chaosCmdResult, 1)
+	udpDone := make(chan udpResult, 1)
 	go func() { udpDone <- r.udp(o.dur) }()
 
 	t0 := time.Now()
@@ -934,39 +933,4 @@ func (r *chaosRun) flatness(warm time.Duration) (rssStart, rssEnd, gStart, gEnd 
 }
 
 // udp sends UDP from the host to the peer in 8 flows of 1 Mbit/s for d.
-func (r *chaosRun) udp(d time.Duration) chaosCmdResult {
-	ctx := r.ctx
-	secs := strconv.Itoa(max(1, int(d/time.Second)-2))
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", r.topo.Peer, "iperf3", "-s", "-1", "-B", PeerIP)
-	if err := srv.Start(); err != nil {
-		return chaosCmdResult{out: err.Error()}
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	var out string
-	for try := 0; try < 20; try++ {
-		time.Sleep(200 * time.Millisecond)
-		var err error
-		out, err = r.topo.InGW(ctx, "iperf3", "-c", PeerIP, "-B", HostIP, "-u", "-b", "1M", "-l", "1000", "-P", "8", "-t", secs, "-J")
-		if err == nil || !strings.Contains(out, "connect") {
-			break
-		}
-	}
-	var res struct {
-		End struct {
-			Sum struct {
-				Packets     int `json:"packets"`
-				LostPackets int `json:"lost_packets"`
-			} `json:"sum"`
-		} `json:"end"`
-	}
-	pr := chaosCmdResult{out: trunc(out, 2000)}
-	if i := strings.Index(out, "{"); i >= 0 && json.Unmarshal([]byte(out[i:]), &res) == nil {
-		pr.sent, pr.recv = res.End.Sum.Packets, res.End.Sum.Packets-res.End.Sum.LostPackets
-	}
-	return pr
-}
-
-type chaosCmdResult struct {
-	sent, recv int
-	out        string
-}
+func (r *chaosRun) udp(d time.Duration) udpResult { return udpHostToPeer(r.ctx, r.topo, d) }

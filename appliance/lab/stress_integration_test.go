@@ -440,35 +440,8 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	// over every member (m2 included), 8 × 1 Mbit/s
 	udpDone := make(chan pingResult, 1)
 	go func() {
-		secs := strconv.Itoa(max(1, int(dur/time.Second)-2))
-		srv := exec.CommandContext(ctx, "ip", "netns", "exec", topo.Peer, "iperf3", "-s", "-1", "-B", PeerIP)
-		if err := srv.Start(); err != nil {
-			udpDone <- pingResult{out: err.Error()}
-			return
-		}
-		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-		var out string
-		for try := 0; try < 20; try++ { // until the server listens
-			time.Sleep(200 * time.Millisecond)
-			var err error
-			out, err = topo.InGW(ctx, "iperf3", "-c", PeerIP, "-B", HostIP, "-u", "-b", "1M", "-l", "1000", "-P", "8", "-t", secs, "-J")
-			if err == nil || !strings.Contains(out, "connect") {
-				break
-			}
-		}
-		var res struct {
-			End struct {
-				Sum struct {
-					Packets     int `json:"packets"`
-					LostPackets int `json:"lost_packets"`
-				} `json:"sum"`
-			} `json:"end"`
-		}
-		r := pingResult{out: trunc(out, 2000)}
-		if i := strings.Index(out, "{"); i >= 0 && json.Unmarshal([]byte(out[i:]), &res) == nil {
-			r.sent, r.recv = res.End.Sum.Packets, res.End.Sum.Packets-res.End.Sum.LostPackets
-		}
-		udpDone <- r
+		u := udpHostToPeer(ctx, topo, dur)
+		udpDone <- pingResult{sent: u.sent, recv: u.recv, out: u.out}
 	}()
 
 	t0 := time.Now()

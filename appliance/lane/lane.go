@@ -561,6 +561,23 @@ func (l *Lane) rxSkip(p *Port, out []rings.Desc) []rings.Desc {
 // length in bytes. A chain longer than MaxFrags is returned with ok
 // false, to be dropped; when it runs to the end of descs (the start of an
 // over-long chain, see rxTail) the port skips the rest of it.
+// nextFrame returns the frame starting at descs[i] (one descriptor, or a
+// chain) and its length. A chain that cannot be completed (longer than
+// MaxFrags, or cut by the end of the batch) is freed and counted on p, and
+// ok is false; when its rest is still to come, p skips it.
+func (l *Lane) nextFrame(descs []rings.Desc, i int, p *Port) (ch []rings.Desc, n uint32, ok bool) {
+	if descs[i].Options&rings.Contd == 0 {
+		return descs[i : i+1], descs[i].Len, true
+	}
+	ch, n, ok = frameAt(descs, i)
+	if !ok {
+		l.freeChain(ch)
+		p.Stats.DropChain.Add(1)
+		p.skip = ch[len(ch)-1].Options&rings.Contd != 0 // the rest is still to come
+	}
+	return ch, n, ok
+}
+
 func frameAt(descs []rings.Desc, i int) (ch []rings.Desc, n uint32, ok bool) {
 	j := i
 	n = descs[i].Len
@@ -737,17 +754,11 @@ func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	}
 	for i := 0; i < n; {
 		d := descs[i]
-		ch, ln, ok := descs[i:i+1], d.Len, true
-		if d.Options&rings.Contd != 0 {
-			ch, ln, ok = frameAt(descs, i)
-		}
+		ch, ln, ok := l.nextFrame(descs, i, h)
 		i += len(ch)
 		frames++
 		bytes += uint64(ln)
 		if !ok {
-			l.freeChain(ch)
-			h.Stats.DropChain.Add(1)
-			h.skip = ch[len(ch)-1].Options&rings.Contd != 0 // the rest is still to come
 			continue
 		}
 		if pick == nil {
@@ -872,17 +883,11 @@ func (l *Lane) memberRX(b *Bond, s *Snapshot, m int, p *Port, members []*Port) i
 	var bytes, frames uint64
 	for i := 0; i < n; {
 		d := descs[i]
-		ch, ln, ok := descs[i:i+1], d.Len, true
-		if d.Options&rings.Contd != 0 {
-			ch, ln, ok = frameAt(descs, i)
-		}
+		ch, ln, ok := l.nextFrame(descs, i, p)
 		i += len(ch)
 		frames++
 		bytes += uint64(ln)
 		if !ok {
-			l.freeChain(ch)
-			p.Stats.DropChain.Add(1)
-			p.skip = ch[len(ch)-1].Options&rings.Contd != 0 // the rest is still to come
 			continue
 		}
 		frame := l.U.Frame(d.Addr, d.Len)
