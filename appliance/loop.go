@@ -45,6 +45,7 @@ type ctl struct {
 	waits []adoptWait // continuations waiting for every lane to adopt a layout
 
 	lastAddrPoll time.Time
+	stalls       uint64 // loop steps that took longer than stallWarn
 	cf           lane.CtrlFrame
 	rx           []uint64
 	loads        alb.Loads
@@ -256,25 +257,42 @@ func (c *ctl) run() {
 	lacpTick := time.NewTicker(lacpPeriod)
 	defer lacpTick.Stop()
 	for {
+		var what string
+		var t0 time.Time
 		select {
 		case <-a.stop:
 			return
 		case fn := <-a.reqs:
+			what, t0 = "request", time.Now()
 			fn(c)
 		case fn := <-a.results:
+			what, t0 = "worker or prober result", time.Now()
 			fn(c)
 		case u := <-updates:
+			what, t0 = "link event", time.Now()
 			c.onLinkUpdate(u)
 		case now := <-lacpTick.C:
+			what, t0 = "LACP tick", now
 			c.drainCtrl(now)
 			for _, b := range c.live() {
 				c.apply(b, b.sm.TickLACP(now))
 			}
 		case now := <-tick.C:
+			what, t0 = "tick", now
 			c.onTick(now)
+		}
+		// Nothing the loop does may take long: say so when something did
+		// (the LACP and monitor timers were late by as much).
+		if d := time.Since(t0); d > stallWarn {
+			c.stalls++
+			a.log.Warn("control loop stalled", "in", what, "for", d.Round(time.Millisecond))
 		}
 	}
 }
+
+// stallWarn is how long one step of the control loop may take before it
+// is logged.
+const stallWarn = 50 * time.Millisecond
 
 // live returns the bonds that are not deleted.
 func (c *ctl) live() []*bondRT {

@@ -15,6 +15,10 @@ type Status struct {
 	Uptime  float64      `json:"uptime_seconds"`
 	Bonds   []BondStatus `json:"bonds"`
 	Lanes   []LaneStatus `json:"lanes"`
+	// ControlStalls counts control loop steps that took longer than
+	// 50 ms (each is logged with what it was doing): its LACP and monitor
+	// timers ran that late.
+	ControlStalls uint64 `json:"control_loop_stalls"`
 }
 
 // The bond part of the status layout is defined beside the state machine
@@ -130,7 +134,7 @@ func (a *Appliance) Status(bondName string) (*Status, error) {
 
 func (c *ctl) status(bondName string) (*Status, error) {
 	a := c.a
-	st := &Status{Version: Version, Uptime: time.Since(a.started).Seconds()}
+	st := &Status{Version: Version, Uptime: time.Since(a.started).Seconds(), ControlStalls: c.stalls}
 	found := bondName == ""
 	for _, b := range c.live() {
 		if bondName != "" && b.name != bondName {
