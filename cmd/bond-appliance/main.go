@@ -138,7 +138,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fail(stderr, *cfgPath+": ", err)
 		return 1
 	}
-	log := newLogger(cfg, stderr)
+	log, flushLog := newLogger(cfg, stderr)
+	defer flushLog(time.Second)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -295,14 +296,18 @@ func fail(w io.Writer, prefix string, err error) {
 	}
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger is the daemon's logger (log.level, log.format) writing to w
+// through a bounded queue (logq.go); flush writes what is queued.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, func(time.Duration)) {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	ah, flush := newAsyncHandler(h)
+	return slog.New(ah), flush
 }
 
 // socketFlags adds --socket and -c to a client command.
