@@ -584,18 +584,19 @@ func (r *chaosRun) slaveCycle() {
 func (r *chaosRun) flap() {
 	i := r.intn(len(r.topo.Ports))
 	r.event("flap")
-	t0 := time.Now()
+	// the lag counts from when the peer's carrier changed: `ip link set`
+	// returns once it has (it can wait a while for the kernel's rtnl lock
+	// when devices are being changed, ours included)
 	if err := r.topo.SetPort(r.ctx, i, false); err != nil {
 		r.note("flap", err.Error())
 		return
 	}
-	r.judge(i, "down", t0)
+	r.judge(i, "down", time.Now())
 	time.Sleep(r.jit(250 * time.Millisecond))
-	t0 = time.Now()
 	if err := r.topo.SetPort(r.ctx, i, true); err != nil {
 		r.note("flap", err.Error())
 	}
-	r.judge(i, "up", t0)
+	r.judge(i, "up", time.Now())
 	r.flaps.Add(1)
 }
 
