@@ -303,6 +303,14 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 			return nil, err
 		}
 	}
+	// Collect garbage less often (the lanes allocate nothing; the control
+	// plane a little): every collection stops the world, which waits for
+	// each lane thread to reach a safe point, and a lane whose core is
+	// contended makes that wait long (seen: 1 s under a chaos soak with
+	// other processes on the lane's core). GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	// Keep a processor free for control (LACP timers, link events) however
 	// many lanes spin: a locked, spinning lane holds its P.
 	if want := len(a.lanes) + 2; runtime.GOMAXPROCS(0) < want {

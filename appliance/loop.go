@@ -274,8 +274,10 @@ func (c *ctl) run() {
 		case now := <-lacpTick.C:
 			what, t0 = "LACP tick", now
 			c.drainCtrl(now)
-			for _, b := range c.live() {
-				c.apply(b, b.sm.TickLACP(now))
+			for _, b := range c.bonds {
+				if !b.removed {
+					c.apply(b, b.sm.TickLACP(now))
+				}
 			}
 		case now := <-tick.C:
 			what, t0 = "tick", now
@@ -321,11 +323,13 @@ func (c *ctl) onTick(now time.Time) {
 	if pollAddrs {
 		c.lastAddrPoll = now
 	}
-	for _, b := range c.live() {
-		cfg := b.sm.Config()
-		if mi := time.Duration(cfg.Miimon) * time.Millisecond; mi > 0 && now.Sub(b.lastPoll) >= mi {
+	for _, b := range c.bonds {
+		if b.removed {
+			continue
+		}
+		if mi := time.Duration(b.sm.Miimon()) * time.Millisecond; mi > 0 && now.Sub(b.lastPoll) >= mi {
 			b.lastPoll = now
-			c.pollBond(b, cfg.UseCarrier)
+			c.pollBond(b, b.sm.UseCarrier())
 		}
 		if pollAddrs {
 			c.refreshHost(b)
@@ -472,7 +476,7 @@ func (c *ctl) onLinkUpdate(u netlink.LinkUpdate) {
 			b.hostUp = u.Attrs().RawFlags&unix.IFF_UP != 0
 			c.apply(b, b.sm.HostPromisc(now, u.Attrs().RawFlags&unix.IFF_PROMISC != 0))
 		}
-		if !b.sm.Config().UseCarrier {
+		if !b.sm.UseCarrier() {
 			continue // use_carrier 0: link state comes from ethtool at each miimon poll
 		}
 		for _, m := range b.sm.Members() {

@@ -275,6 +275,13 @@ func (b *Bond) Name() string { return b.cfg.Name }
 // added and removed at run time.
 func (b *Bond) Config() config.Bond { return b.cfg.Clone() }
 
+// Miimon is the miimon option in force (ms; 0: no polling), without
+// copying the configuration (the control loop asks at every tick).
+func (b *Bond) Miimon() int { return b.cfg.Miimon }
+
+// UseCarrier is the use_carrier option in force.
+func (b *Bond) UseCarrier() bool { return b.cfg.UseCarrier }
+
 // Snapshot returns the last snapshot; it is never modified.
 func (b *Bond) Snapshot() *lane.Snapshot { return b.snap }
 
