@@ -359,7 +359,7 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R2, 26, asm.Word),
 		asm.LoadMem(asm.R0, asm.R2, 30, asm.Word),
 		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.Mov.Reg(asm.R0, asm.R5), // layer2+3 starts from the L2 hash
+		asm.Mov.Reg(asm.R0, asm.R5),               // layer2+3 starts from the L2 hash
 		asm.LoadMem(asm.R8, asm.R2, 20, asm.Half), // frag_off (network order)
 		asm.And.Imm(asm.R8, 0xff3f),               // IP_MF | IP_OFFSET in network order
 		asm.JNE.Imm(asm.R8, 0, "fragment"),
