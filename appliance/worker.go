@@ -243,19 +243,25 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 			return nil, err
 		}
 	}
-	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg, Fast: w.fastMaps(), FastHost: !member})
+	mode := xdpprog.AttachMode(w.dp.XDPAttach)
+	fast := w.fastMaps()
+	if !member && fast != nil {
+		// The host veth's program redirects to members. Natively that is
+		// ndo_xdp_xmit, which a veth member (or a driver without XDP
+		// transmit) refuses unless its peer runs NAPI; in generic mode it
+		// is an skb handed to the member's transmit, which every device
+		// takes. With xdp_attach native, transmit stays in the lane.
+		if mode == xdpprog.AttachAuto {
+			mode = xdpprog.AttachGeneric
+		} else if mode == xdpprog.AttachNative {
+			fast = nil
+		}
+	}
+	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg, Fast: fast, FastHost: !member})
 	if err != nil {
 		return nil, err
 	}
 	w.progs = append(w.progs, p)
-	mode := xdpprog.AttachMode(w.dp.XDPAttach)
-	if !member && mode == xdpprog.AttachAuto && w.fast.Load() != nil {
-		// The host veth's program redirects to members. Natively that is
-		// ndo_xdp_xmit, which a veth member (or a driver without XDP
-		// transmit) refuses unless its peer runs NAPI; in generic mode it
-		// is an skb handed to the member's transmit, which every device takes.
-		mode = xdpprog.AttachGeneric
-	}
 	at, err := p.Attach(in.Index, mode, force)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, w.attachErr(name, in.MTU, err))
@@ -265,7 +271,7 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 		w.log.Warn("XDP program attached in generic mode: native mode refused", "dev", name, "mode", string(at.Mode), "mtu", in.MTU,
 			"multi_buffer", w.sg, "why", w.attachErr(name, in.MTU, at.NativeErr).Error())
 	} else {
-		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg)
+		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg, "fast_path", fast != nil)
 	}
 	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
 }
