@@ -65,7 +65,8 @@ type bondRT struct {
 	lastPoll  time.Time
 	polling   bool // a miimon poll is with the prober
 	hostIndex int
-	hostUp    bool // the host device is administratively up (link events)
+	hostUp    bool       // the host device is administratively up (link events)
+	fast      *fastState // what was written of the bond into the fast path's maps
 }
 
 // adoptWait runs then once every lane works with a layout published at or
@@ -107,6 +108,7 @@ func (c *ctl) addBond(bd *bondDevs, now time.Time) (*bondRT, bondsm.Output, erro
 		}
 	}
 	c.bonds = append(c.bonds, b)
+	c.publishFast(b, sm.Snapshot())
 	return b, out, nil
 }
 
@@ -213,6 +215,7 @@ func (c *ctl) publishOut(b *bondRT, out bondsm.Output) {
 		for _, lb := range b.lanes {
 			lb.Publish(out.Snapshot)
 		}
+		c.publishFast(b, out.Snapshot)
 	}
 	for _, f := range out.Frames {
 		c.send(b, f)

@@ -157,6 +157,7 @@ func (c *ctl) status(bondName string) (*Status, error) {
 					addCounters(&bs.Slaves[i].Counters, ps[idx])
 				}
 			}
+			c.addFastCounters(b, &bs.Host, idx, &bs.Slaves[i].Counters)
 		}
 		st.Bonds = append(st.Bonds, bs)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/bondsm"
@@ -40,6 +41,33 @@ type worker struct {
 	// sg: the lanes run multi-buffer (a bond's MTU was jumbo at start):
 	// sockets bound with XDP_USE_SG, XDP programs xdp.frags.
 	sg bool
+	// fast: the fast path's maps (dataplane.fast_path auto, veth host,
+	// single-buffer lanes), created by the worker at the first bond; the
+	// control loop writes the bonds' forwarding state into them.
+	fast atomic.Pointer[xdpprog.FastMaps]
+	// fastErr: why the fast path is off although configured (logged once)
+	fastErr error
+}
+
+// fastMaps returns the fast path's maps, creating them at the first call;
+// nil when the fast path is off (dataplane.fast_path off, host_device
+// tap, multi-buffer lanes: the fast path steps aside for jumbo frames) or
+// the kernel refused the maps.
+func (w *worker) fastMaps() *xdpprog.FastMaps {
+	if f := w.fast.Load(); f != nil {
+		return f
+	}
+	if w.dp.FastPath == "off" || w.dp.HostDevice == "tap" || w.sg || w.fastErr != nil {
+		return nil
+	}
+	f, err := xdpprog.NewFastMaps()
+	if err != nil {
+		w.fastErr = err
+		w.log.Warn("fast path off: the kernel refused its maps", "err", err)
+		return nil
+	}
+	w.fast.Store(f)
+	return f
 }
 
 // logger is the part of slog the worker uses.
@@ -173,6 +201,14 @@ func (w *worker) prepareBond(bc config.Bond) (*bondDevs, error) {
 		if err := netdev.DisableTxOffloads(bc.Name); err != nil {
 			w.log.Warn("could not disable offloads on host device", "bond", bc.Name, "err", err)
 		}
+		if w.fastMaps() != nil {
+			// GRO turns on the host end's NAPI rings: frames the members'
+			// programs redirect to the appliance end arrive there and TCP
+			// segments are coalesced. The device is ours (deleted at exit).
+			if _, err := netdev.SetGRO(bc.Name, true); err != nil {
+				w.log.Warn("could not enable GRO on host device", "bond", bc.Name, "err", err)
+			}
+		}
 		if err := w.journal.SetUp(bd.dp, true); err != nil {
 			return nil, err
 		}
@@ -207,12 +243,26 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 			return nil, err
 		}
 	}
-	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg})
+	mode := xdpprog.AttachMode(w.dp.XDPAttach)
+	fast := w.fastMaps()
+	if !member && fast != nil {
+		// The host veth's program redirects to members. Natively that is
+		// ndo_xdp_xmit, which a veth member (or a driver without XDP
+		// transmit) refuses unless its peer runs NAPI; in generic mode it
+		// is an skb handed to the member's transmit, which every device
+		// takes. With xdp_attach native, transmit stays in the lane.
+		if mode == xdpprog.AttachAuto {
+			mode = xdpprog.AttachGeneric
+		} else if mode == xdpprog.AttachNative {
+			fast = nil
+		}
+	}
+	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg, Fast: fast, FastHost: !member})
 	if err != nil {
 		return nil, err
 	}
 	w.progs = append(w.progs, p)
-	at, err := p.Attach(in.Index, xdpprog.AttachMode(w.dp.XDPAttach), force)
+	at, err := p.Attach(in.Index, mode, force)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, w.attachErr(name, in.MTU, err))
 	}
@@ -221,7 +271,7 @@ func (w *worker) attachDevice(name string, force, member bool) (*device, error) 
 		w.log.Warn("XDP program attached in generic mode: native mode refused", "dev", name, "mode", string(at.Mode), "mtu", in.MTU,
 			"multi_buffer", w.sg, "why", w.attachErr(name, in.MTU, at.NativeErr).Error())
 	} else {
-		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg)
+		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg, "fast_path", fast != nil)
 	}
 	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
 }
@@ -375,6 +425,7 @@ func (w *worker) releaseMember(md *memberDev) error {
 	}
 	md.slowFD = -1
 	if md.dev != nil {
+		w.fastForget(md.dev.ifindex)
 		for q := range md.socks {
 			_ = md.dev.prog.ClearSocket(q)
 		}
@@ -399,6 +450,7 @@ func (w *worker) releaseBond(host string, bd *bondDevs, members []*memberDev) er
 		errs = append(errs, w.releaseMember(md))
 	}
 	if bd.hostDev != nil {
+		w.fastForget(bd.hostDev.ifindex)
 		for q := range bd.hostSocks {
 			_ = bd.hostDev.prog.ClearSocket(q)
 		}
@@ -420,6 +472,14 @@ func (w *worker) releaseBond(host string, bd *bondDevs, members []*memberDev) er
 	}
 	errs = append(errs, w.journal.RestoreDevice(host))
 	return errors.Join(errs...)
+}
+
+// fastForget removes a retired device from the fast path's device map
+// (the devmaps let go of deleted devices by themselves).
+func (w *worker) fastForget(ifindex int) {
+	if f := w.fast.Load(); f != nil {
+		_ = f.Ifs.Delete(uint32(ifindex))
+	}
 }
 
 // reclaimSockets hands the frames still on retired sockets' rings back to
@@ -522,6 +582,9 @@ func (w *worker) teardown() error {
 		errs = append(errs, unix.Close(fd))
 	}
 	w.slowFDs = nil
+	if f := w.fast.Swap(nil); f != nil {
+		errs = append(errs, f.Close())
+	}
 	errs = append(errs, w.journal.Restore())
 	w.attach, w.sockets, w.progs, w.taps = nil, nil, nil, nil
 	return errors.Join(errs...)

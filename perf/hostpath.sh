@@ -12,7 +12,9 @@
 # Environment: PERF_SECONDS (3), PERF_REPEAT (1: median of that many
 # iperf3 runs), PINGS (1000, 1 ms apart), IDLE_SECONDS (3), GEN_CPU (0:
 # iperf3 and ping), LANE_CPU (1: the appliance), MODES
-# (active-backup,balance-xor,802.3ad), RETRIES (1), THROUGHPUT=0 (ping and
+# (active-backup,balance-xor,802.3ad), FAST_PATH (auto,off: dataplane.fast_path
+# values, each measured in the same run; rows of off are marked [fast_path
+# off]), POLLS (adaptive,busy), RETRIES (1), THROUGHPUT=0 (ping and
 # idle CPU only), BIN (bin/bond-appliance, rebuilt with `make build` when
 # older than the sources), KEEP=1 keeps the work directory.
 set -Eeuo pipefail

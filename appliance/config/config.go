@@ -142,6 +142,7 @@ type Dataplane struct {
 	Poll       string // poll: busy or adaptive
 	HostDevice string // host_device: veth or tap
 	HugePages  bool   // hugepages: try hugepages for the UMEM
+	FastPath   string // fast_path: auto or off (XDP redirect between members and the host veth)
 }
 
 // Control configures the control socket and the state directory.

@@ -55,6 +55,7 @@ func TestDefaults(t *testing.T) {
 		"dataplane.frame_size":  2048,
 		"dataplane.ring_size":   2048,
 		"dataplane.xdp_attach":  "auto",
+		"dataplane.fast_path":   "auto",
 		"dataplane.xdp_bind":    "auto",
 		"dataplane.poll":        "adaptive",
 		"dataplane.host_device": "veth",

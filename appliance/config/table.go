@@ -330,6 +330,13 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup,
 		Desc:  "Try to back the UMEM with hugepages (falls back to normal pages)."},
 		func(c *Config) *bool { return &c.Dataplane.HugePages }),
+	cfgField(SectionDataplane, Option{Name: "fast_path", Kind: KindChoice,
+		Values: []Value{{"auto", 0, true}, {"off", 1, false}}, Default: "auto",
+		Flags: FlagExtension | FlagStartup,
+		Desc: "auto: frames that need no user-space decision move between members and the host veth in the kernel (XDP redirect through a devmap, GRO on the host end): " +
+			"member to host in active-backup, balance-rr, balance-xor, broadcast and 802.3ad without an ARP/NS monitor, host to member in active-backup and in balance-xor and 802.3ad with layer2, layer2+3 or layer3+4; " +
+			"everything else, tlb/alb, TAP hosts and jumbo (multi-buffer) lanes keep the AF_XDP lane. off: every frame crosses the lane."},
+		func(c *Config) *string { return &c.Dataplane.FastPath }),
 
 	// control
 	cfgField(SectionControl, Option{Name: "socket", Kind: KindString, Default: "/run/bond-appliance/control.sock",

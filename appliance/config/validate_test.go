@@ -201,9 +201,9 @@ func TestDataplaneRules(t *testing.T) {
 	if want := "bonds[0] (bond0): mtu: 9000 does not fit dataplane.frame_size 2048 with dataplane.host_device tap: a TAP host carries single-buffer frames only (allowed: mtu at most 1774 = frame_size - 256 XDP headroom - 18 Ethernet and VLAN header, or host_device veth for up to 9000)"; !slices.Contains(errLines(err), want) {
 		t.Errorf("errors:\n%v\nwant line:\n%s", err, want)
 	}
-	c, _ := mustParse(t, "dataplane:\n  frame_size: 4096\n  ring_size: 64\n  batch: 64\n  cores: 2,3\n  queues: 4\n  poll: busy\n  xdp_bind: copy\n  xdp_attach: generic\n  host_device: tap\n  hugepages: false\n"+bondYAML("mtu: 3822"))
+	c, _ := mustParse(t, "dataplane:\n  frame_size: 4096\n  ring_size: 64\n  batch: 64\n  cores: 2,3\n  queues: 4\n  poll: busy\n  xdp_bind: copy\n  xdp_attach: generic\n  host_device: tap\n  hugepages: false\n  fast_path: off\n"+bondYAML("mtu: 3822"))
 	want := Dataplane{Cores: []int{2, 3}, Queues: 4, Batch: 64, FrameSize: 4096, RingSize: 64,
-		XDPAttach: "generic", XDPBind: "copy", Poll: "busy", HostDevice: "tap", HugePages: false}
+		XDPAttach: "generic", XDPBind: "copy", Poll: "busy", HostDevice: "tap", HugePages: false, FastPath: "off"}
 	if !reflect.DeepEqual(c.Dataplane, want) {
 		t.Errorf("dataplane %+v; want %+v", c.Dataplane, want)
 	}

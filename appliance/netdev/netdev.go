@@ -149,6 +149,8 @@ const (
 	ethtoolSSG       = 0x19
 	ethtoolSTSO      = 0x1f
 	ethtoolSGSO      = 0x24
+	ethtoolGGRO      = 0x2b
+	ethtoolSGRO      = 0x2c
 )
 
 // GetChannels reads the channel counts (ETHTOOL_GCHANNELS).
@@ -188,6 +190,28 @@ func DisableTxOffloads(name string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SetGRO turns generic receive offload on or off (ETHTOOL_SGRO) and
+// reports whether it changed. On a veth end GRO also turns on the
+// device's NAPI receive rings, which frames redirected to its peer by XDP
+// (ndo_xdp_xmit) need.
+func SetGRO(name string, on bool) (changed bool, err error) {
+	g := ethtoolValue{Cmd: ethtoolGGRO}
+	if err := ethtoolIoctl(name, unsafe.Pointer(&g)); err != nil {
+		return false, fmt.Errorf("%s: ethtool get gro: %w", name, err)
+	}
+	want := uint32(0)
+	if on {
+		want = 1
+	}
+	if g.Data == want {
+		return false, nil
+	}
+	if err := setValue(name, ethtoolSGRO, want); err != nil {
+		return false, fmt.Errorf("%s: ethtool set gro: %w", name, err)
+	}
+	return true, nil
 }
 
 // LinkMode returns speed in Mb/s and duplex ("full", "half", "unknown") via

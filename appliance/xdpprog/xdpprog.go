@@ -60,6 +60,12 @@ type Options struct {
 	// only the first buffer (the ethertype at offset 12, well inside
 	// it), so it is correct either way.
 	Frags bool
+	// Fast adds the kernel fast path (see FastMaps) with the maps
+	// every program of the process shares: a member's program (FastHost
+	// false) delivers to the host veth, the host veth appliance end's
+	// (FastHost true) picks the member.
+	Fast     *FastMaps
+	FastHost bool
 }
 
 // New creates an XSKMAP with queues entries and the redirect program.
@@ -89,6 +95,19 @@ func NewWithOptions(queues int, opt Options) (*Program, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("xdpprog: create XSKMAP: %w", err)
+	}
+	if opt.Fast != nil {
+		insns := opt.Fast.memberInsns(m, opt.PassSlowProtocols)
+		name := "bond_fast_rx"
+		if opt.FastHost {
+			insns, name = opt.Fast.hostInsns(m), "bond_fast_tx"
+		}
+		p, err := loadFast(name, insns, opt.Frags)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		return &Program{Map: m, Prog: p}, nil
 	}
 	var insns asm.Instructions
 	if opt.PassSlowProtocols {

@@ -10,6 +10,11 @@
 //	bahost [-binary bin/bond-appliance] [-modes active-backup,balance-xor,802.3ad]
 //	       [-seconds 3] [-repeat 1] [-pings 1000] [-interval 0.001] [-idle 3]
 //	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-throughput=false] [-work DIR]
+//	       [-fast-path auto,off] [-polls adaptive,busy]
+//
+// Each -fast-path value (dataplane.fast_path, set through the
+// environment) is measured in the same run against the same baseline;
+// the rows and summary keys of "off" are marked ([fast_path off], _nofast).
 //
 // Per mode it starts the appliance twice, poll adaptive (the default) then
 // poll busy, the whole process on -lane-cpu (dataplane.cores: [lane-cpu]);
@@ -70,6 +75,8 @@ type cfg struct {
 	genCPU, laneCPU  int
 	retries          int
 	throughput       bool
+	fastPaths        []string // dataplane.fast_path values measured, in order
+	polls            []string // poll modes measured
 	work             string
 	pgrp             int
 	hz               float64
@@ -101,8 +108,12 @@ func main() {
 	flag.IntVar(&c.retries, "retries", envInt("RETRIES", 1), "re-runs of a contended measurement (env RETRIES)")
 	flag.BoolVar(&c.throughput, "throughput", envStr("THROUGHPUT", "1") != "0", "run the iperf3 tests (env THROUGHPUT=0 leaves them out)")
 	flag.StringVar(&c.work, "work", "", "directory for configs and logs (default: a temporary one, removed)")
+	fast := flag.String("fast-path", envStr("FAST_PATH", "auto,off"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH)")
+	polls := flag.String("polls", envStr("POLLS", "adaptive,busy"), "poll modes to measure, comma-separated (env POLLS)")
 	flag.Parse()
 	c.modes = strings.Split(*modes, ",")
+	c.fastPaths = strings.Split(*fast, ",")
+	c.polls = strings.Split(*polls, ",")
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bahost:", err)
 		os.Exit(2)
@@ -129,6 +140,16 @@ func (c *cfg) check() error {
 		case "active-backup", "balance-xor", "802.3ad":
 		default:
 			return fmt.Errorf("-modes: %q is not one of active-backup, balance-xor, 802.3ad", m)
+		}
+	}
+	for _, f := range c.fastPaths {
+		if f != "auto" && f != "off" {
+			return fmt.Errorf("-fast-path: %q is not one of auto, off", f)
+		}
+	}
+	for _, p := range c.polls {
+		if p != "adaptive" && p != "busy" {
+			return fmt.Errorf("-polls: %q is not one of adaptive, busy", p)
 		}
 	}
 	switch {
@@ -289,16 +310,23 @@ func (c *cfg) mode(ctx context.Context, mode string) error {
 	if err := c.reach(ctx, t.GW, basePeerIP, 5*time.Second); err != nil {
 		return fmt.Errorf("baseline veth: %w", err)
 	}
-	k := short[mode]
-	for _, poll := range []string{"adaptive", "busy"} {
-		a, err := c.start(ctx, t, mode, poll, opts)
-		if err != nil {
-			return err
+	for _, fp := range c.fastPaths {
+		k, label := short[mode], mode
+		if fp == "off" {
+			// keys and rows of the lane-only path are marked; fast_path
+			// auto (the default) keeps the plain names
+			k, label = k+"_nofast", mode+" [fast_path off]"
 		}
-		err = c.withAppliance(ctx, t, ovs, a, mode, k, poll)
-		a.stop()
-		if err != nil {
-			return fmt.Errorf("poll %s: %w\nappliance log:\n%s", poll, err, tail(a.log.String(), 30))
+		for _, poll := range c.polls {
+			a, err := c.start(ctx, t, mode, poll, fp, opts)
+			if err != nil {
+				return err
+			}
+			err = c.withAppliance(ctx, t, ovs, a, label, k, poll)
+			a.stop()
+			if err != nil {
+				return fmt.Errorf("fast_path %s, poll %s: %w\nappliance log:\n%s", fp, poll, err, tail(a.log.String(), 30))
+			}
 		}
 	}
 	return nil
@@ -350,7 +378,7 @@ func (c *cfg) withAppliance(ctx context.Context, t *lab.Topo, ovs *lab.OVS, a *a
 		reverse   bool
 	}
 	tests := []tp{{"tcp1 host->peer", "tcp1_h2p", 1, false}, {"tcp1 peer->host", "tcp1_p2h", 1, true}}
-	if mode == "balance-xor" {
+	if strings.HasPrefix(mode, "balance-xor") {
 		tests = append(tests, tp{"tcp4 host->peer", "tcp4_h2p", 4, false}, tp{"tcp4 peer->host", "tcp4_p2h", 4, true})
 	}
 	for _, x := range tests {
@@ -597,8 +625,8 @@ func (a *appl) stop() {
 
 // start runs the appliance on the topology, the whole process on the lane's
 // CPU, and waits until the bond and its slaves are up.
-func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll string, opts map[string]string) (*appl, error) {
-	dir := filepath.Join(c.work, short[mode]+"-"+poll)
+func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll, fastPath string, opts map[string]string) (*appl, error) {
+	dir := filepath.Join(c.work, short[mode]+"-"+poll+"-fast-"+fastPath)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -612,12 +640,13 @@ func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll string, opts ma
 	// taskset and ip netns exec both exec: the PID is the appliance's
 	a.cmd = exec.Command("taskset", "-c", strconv.Itoa(c.laneCPU), "ip", "netns", "exec", t.GW, c.bin, "-c", cf)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd.Env = append(os.Environ(), "BOND_APPLIANCE_DATAPLANE_FAST_PATH="+fastPath)
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}
 	a.pid = a.cmd.Process.Pid
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	c.logf("%s: appliance up (pid %d, poll %s)", mode, a.pid, poll)
+	c.logf("%s: appliance up (pid %d, poll %s, fast_path %s)", mode, a.pid, poll, fastPath)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := a.status()

@@ -1,0 +1,159 @@
+package appliance
+
+import (
+	"github.com/bond-appliance/bond-appliance/appliance/lane"
+	"github.com/bond-appliance/bond-appliance/appliance/xdpprog"
+	"github.com/bond-appliance/bond-appliance/policy"
+	"github.com/cilium/ebpf"
+)
+
+// fastState is what the control loop last wrote of one bond into the fast
+// path's maps (so that it writes only changes).
+type fastState struct {
+	host bool        // the host devmap and device entries are written
+	ifs  map[int]int // member index → ifindex written to the device map
+	tx   []int       // ifindex written at each TX devmap slot
+	cfg  xdpprog.FastCfg
+	set  bool // cfg written
+}
+
+// fastCfg is the fast path's view of a snapshot: which members deliver to
+// the host in the kernel and how the host veth picks the member. Bonds
+// whose received frames need user space (tlb/alb receive rules and MAC
+// rewrites, the ARP/NS monitor's copies) keep the lane for received
+// frames; transmit is in the kernel for active-backup and for
+// balance-xor/802.3ad with layer2, layer2+3 or layer3+4 (not with
+// broadcast_neighbor).
+func fastCfg(s *lane.Snapshot) xdpprog.FastCfg {
+	var c xdpprog.FastCfg
+	if s == nil || s.ALB != nil {
+		return c
+	}
+	if !s.CopyARP {
+		c.Flags |= xdpprog.FastRX
+		c.RXMask = s.RX
+	}
+	if len(s.TX) == 0 || len(s.TX) > xdpprog.FastMaxMembers {
+		return c
+	}
+	switch s.Mode {
+	case policy.ActiveBackup:
+		c.Kind, c.NTX = xdpprog.FastActive, 1
+	case policy.BalanceXOR, policy.IEEE8023AD:
+		if s.BroadcastNeighbor {
+			return c
+		}
+		switch s.Hash {
+		case policy.Layer2, policy.Layer23, policy.Layer34:
+		default:
+			return c
+		}
+		c.Kind, c.NTX, c.Policy = xdpprog.FastHash, uint32(len(s.TX)), uint32(s.Hash)
+	default:
+		return c
+	}
+	c.Flags |= xdpprog.FastTX
+	for i := 0; i < int(c.NTX); i++ {
+		c.TXMember[i] = uint8(s.TX[i])
+	}
+	return c
+}
+
+// publishFast writes a bond's snapshot into the fast path's maps: the
+// devices (once, and for members added since), the transmit devmap slots
+// that changed, then the bond's configuration. Only changes are written,
+// a few map updates (bpf syscalls that never wait) per snapshot.
+func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
+	f := c.a.w.fast.Load()
+	if f == nil || b.devs == nil || b.devs.hostDev == nil || b.removed {
+		return
+	}
+	st := b.fast
+	if st == nil {
+		st = &fastState{ifs: map[int]int{}}
+		b.fast = st
+	}
+	warn := func(what string, err error) {
+		if err != nil {
+			c.a.log.Warn("fast path: map update failed", "bond", b.name, "what", what, "err", err)
+		}
+	}
+	if !st.host {
+		hi := b.devs.hostDev.ifindex
+		warn("host devmap", f.Host.Put(uint32(b.idx), uint32(hi)))
+		warn("host device", f.Ifs.Put(uint32(hi), xdpprog.FastIf{Bond: uint32(b.idx), Member: xdpprog.FastHostMember}))
+		st.host = true
+	}
+	for idx, md := range b.members {
+		if idx >= xdpprog.FastMaxMembers {
+			break
+		}
+		if md == nil || md.dev == nil {
+			delete(st.ifs, idx)
+			continue
+		}
+		if st.ifs[idx] == md.dev.ifindex {
+			continue
+		}
+		k := xdpprog.FastKey(b.idx, idx)
+		if n, err := ebpf.PossibleCPU(); err == nil {
+			warn("counters", f.Cnt.Put(k, make([]xdpprog.FastCounters, n)))
+		}
+		warn("member device", f.Ifs.Put(uint32(md.dev.ifindex), xdpprog.FastIf{Bond: uint32(b.idx), Member: uint32(idx)}))
+		st.ifs[idx] = md.dev.ifindex
+	}
+	cfg := fastCfg(s)
+	if cfg.Flags&xdpprog.FastTX != 0 {
+		for slot := 0; slot < int(cfg.NTX); slot++ {
+			m := int(cfg.TXMember[slot])
+			ifi, ok := st.ifs[m]
+			if !ok {
+				cfg.Flags &^= xdpprog.FastTX // a member without a device yet: the lane
+				break
+			}
+			if slot < len(st.tx) && st.tx[slot] == ifi {
+				continue
+			}
+			if err := f.TX.Put(xdpprog.FastTXKey(b.idx, slot), uint32(ifi)); err != nil {
+				warn("member devmap", err)
+				cfg.Flags &^= xdpprog.FastTX
+				break
+			}
+			for len(st.tx) <= slot {
+				st.tx = append(st.tx, 0)
+			}
+			st.tx[slot] = ifi
+		}
+	}
+	if st.set && st.cfg == cfg {
+		return
+	}
+	if err := f.Cfg.Put(uint32(b.idx), cfg); err != nil {
+		warn("bond", err)
+		return
+	}
+	st.cfg, st.set = cfg, true
+}
+
+// addFastCounters adds what the kernel forwarded for a bond's members to
+// their status counters (and to the host's: what members delivered is
+// what the host received, what the host sent is what members sent).
+func (c *ctl) addFastCounters(b *bondRT, host *Counters, idx int, m *Counters) {
+	f := c.a.w.fast.Load()
+	if f == nil || b.fast == nil {
+		return
+	}
+	if _, ok := b.fast.ifs[idx]; !ok {
+		return
+	}
+	k := f.Counters(xdpprog.FastKey(b.idx, idx))
+	m.RxPackets += k.RxPackets
+	m.RxBytes += k.RxBytes
+	m.DropInactive += k.DropInactive
+	m.TxPackets += k.TxPackets
+	m.TxBytes += k.TxBytes
+	host.TxPackets += k.RxPackets
+	host.TxBytes += k.RxBytes
+	host.RxPackets += k.TxPackets
+	host.RxBytes += k.TxBytes
+}
