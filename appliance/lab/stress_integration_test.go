@@ -441,7 +441,7 @@ func stressMode(t *testing.T, bin, mode string, dur time.Duration) {
 	udpDone := make(chan pingResult, 1)
 	go func() {
 		u := udpHostToPeer(ctx, topo, dur)
-		udpDone <- pingResult{sent: u.sent, recv: u.recv, out: u.out}
+		udpDone <- pingResult(u)
 	}()
 
 	t0 := time.Now()
