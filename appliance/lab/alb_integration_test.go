@@ -130,14 +130,29 @@ func TestIntegrationTLB(t *testing.T) {
 	e := setupHosts(t, 2, 4, BondSpec{Mode: "balance-tlb", Options: map[string]string{"miimon": "100", "tlb_dynamic_lb": "1"}})
 	e.waitUp()
 	e.pingHosts(t)
-	s := e.status()
-	before := [2]uint64{s.Slaves[0].Counters.TxPackets, s.Slaves[1].Counters.TxPackets}
-	// load from the host to the four peers
-	for i := range e.topo.Hosts {
-		if out, err := e.topo.InGW(e.ctx, "ping", "-c", "50", "-i", "0.005", "-s", "1000", "-W", "1", PeerHostIP(i)); err != nil {
-			t.Fatalf("ping host %d: %v\n%s", i, err, out)
+	load := func() {
+		// load from the host to the four peers
+		for i := range e.topo.Hosts {
+			if out, err := e.topo.InGW(e.ctx, "ping", "-c", "50", "-i", "0.005", "-s", "1000", "-W", "1", PeerHostIP(i)); err != nil {
+				t.Fatalf("ping host %d: %v\n%s", i, err, out)
+			}
 		}
 	}
+	// As in bonding, new flows go to the least loaded slave by the loads
+	// measured at the last rebalance (every 10 s): before the first one
+	// every flow lands on one slave. Load, wait for a rebalance, load again.
+	load()
+	rebalances := func() uint64 {
+		if a := e.status().ALB; a != nil {
+			return a.Rebalances
+		}
+		return 0
+	}
+	r0 := rebalances()
+	waitFor(t, 12*time.Second, "a tlb rebalance", func() bool { return rebalances() > r0 })
+	s := e.status()
+	before := [2]uint64{s.Slaves[0].Counters.TxPackets, s.Slaves[1].Counters.TxPackets}
+	load()
 	s = e.status()
 	tx := [2]uint64{s.Slaves[0].Counters.TxPackets - before[0], s.Slaves[1].Counters.TxPackets - before[1]}
 	t.Logf("balance-tlb transmit spread over 4 peers: m0 %d m1 %d", tx[0], tx[1])
