@@ -13,7 +13,9 @@
 # (auto: bagen gen's BPF_PROG_RUN live frames when the kernel allows them,
 # else its AF_XDP TX generator; live; xsk), BIN
 # (bin/bond-appliance, built with `make build` when missing or older than
-# the sources), KEEP=1 keeps the work directory (logs, status JSON),
+# the sources), BATOPO_BIN (a prebuilt batopo instead of this tree's: one
+# built from the same commit as an older BIN writes a config that binary
+# understands), KEEP=1 keeps the work directory (logs, status JSON),
 # PROFILE=1 records the forwarding core with `perf record` during the first
 # frame size's forwarding runs (Debian package linux-perf) and reports where
 # its time went.
@@ -76,7 +78,12 @@ log "building into $WORK"
 if [[ ! -x $BIN ]] || [[ -n $(find "$ROOT/appliance" "$ROOT/cmd" "$ROOT/umem" "$ROOT/rings" "$ROOT/policy" -name '*.go' -newer "$BIN" 2>/dev/null | head -1) ]]; then
 	make -s -C "$ROOT" build >&2
 fi
-(cd "$ROOT" && go build -o "$WORK/bagen" ./perf/cmd/bagen && go build -o "$WORK/batopo" ./perf/cmd/batopo)
+(cd "$ROOT" && go build -o "$WORK/bagen" ./perf/cmd/bagen)
+if [[ -n ${BATOPO_BIN:-} ]]; then
+	cp "$BATOPO_BIN" "$WORK/batopo"
+else
+	(cd "$ROOT" && go build -o "$WORK/batopo" ./perf/cmd/batopo)
+fi
 make -s -C "$ROOT/perf/ref" OUT="$WORK/xskfwd" >&2
 # run a private copy: a rebuild of bin/ during the run changes nothing (and
 # perf keeps resolving the appliance's symbols)
