@@ -25,7 +25,7 @@ func cmdGen(args []string) error {
 	ns := fs.String("netns", "", "network namespace of the devices (name under /run/netns or a path)")
 	size := fs.Int("size", def.Size, "frame size on the wire including FCS (the buffer is size-4 bytes), like pktgen's pkt_size")
 	flows := fs.Int("flows", def.Flows, "number of flows (UDP source port and source address low 16 bits), 1..65536")
-	rate := fs.Float64("rate", 0, "frames per second over all CPUs, 0 = as fast as possible (paced inside the XDP program)")
+	rate := fs.Float64("rate", 0, "frames per second over all CPUs, 0 = as fast as possible (live: paced inside the XDP program; xsk: in user space)")
 	secs := fs.Float64("seconds", 5, "duration")
 	count := fs.Uint64("count", 0, "send this many frames (exactly with one CPU; each of N CPUs sends count/N rounded up) (0: run for --seconds; with --count, --seconds applies only when given)")
 	cpus := fs.String("cpu", "0", "CPU(s) to generate on, one thread each (list or range; -1 = not pinned)")
@@ -60,8 +60,10 @@ func cmdGen(args []string) error {
 		return fmt.Errorf("--ring %d: must be a power of two, 64..65536", *ring)
 	}
 	batchSet := *batch != 0
+	why := "--mode " + *mode
 	if *batch > 256 && *mode == modeAuto {
 		*mode = modeXSK // only xsk takes such batches
+		why = fmt.Sprintf("--batch %d is above the live-frames maximum 256", *batch)
 	}
 	if *batch == 0 {
 		*batch = 64
@@ -102,6 +104,12 @@ func cmdGen(args []string) error {
 		return err
 	}
 	kind := *mode
+	switch kind {
+	case modeXSK:
+		fmt.Fprintf(os.Stderr, "bagen gen: generator xsk (AF_XDP TX, copy mode): %s\n", why)
+	case modeLive:
+		fmt.Fprintf(os.Stderr, "bagen gen: generator live (BPF_PROG_RUN live frames): %s\n", why)
+	}
 	if kind == modeAuto {
 		kind = modeLive
 		if err := liveFramesUsable(spec.Template()); err != nil {

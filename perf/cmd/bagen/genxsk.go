@@ -201,20 +201,22 @@ func (p *xskPort) reclaim() {
 	p.s.Comp.Release(got)
 }
 
-// drain waits (at most d) until the kernel has sent everything on the TX
-// rings, kicking them, so that the frames counted as sent left.
+// drain waits (at most d) until the kernel has taken everything off the TX
+// rings, kicking them, and takes what it did not take off the sent count
+// (those frames never left).
 func (g *xskGen) drain(d time.Duration) {
 	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		busy := false
+	for {
+		var left uint32
 		for _, p := range g.ports {
-			if p.s.TX.Outstanding() > 0 {
-				busy = true
+			if o := p.s.TX.Outstanding(); o > 0 {
+				left += o
 				_ = p.s.KickTX()
 			}
 			p.reclaim()
 		}
-		if !busy {
+		if left == 0 || time.Now().After(end) {
+			g.sent.Add(-uint64(left))
 			return
 		}
 	}
