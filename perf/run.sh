@@ -9,9 +9,13 @@
 # core, LANE_CPU (1) appliance lane / reference forwarder core, SIZES
 # ("64 1500") frame sizes with FCS, FLOWS (1024), RATE (0: as fast as the
 # generator goes) offered load of the forwarding runs in frames/s, RETRIES
-# (2) re-runs of a measurement that other processes disturbed, BIN
+# (2) re-runs of a measurement that other processes disturbed, GEN_MODE
+# (auto: bagen gen's BPF_PROG_RUN live frames when the kernel allows them,
+# else its AF_XDP TX generator; live; xsk), BIN
 # (bin/bond-appliance, built with `make build` when missing or older than
-# the sources), KEEP=1 keeps the work directory (logs, status JSON),
+# the sources), BATOPO_BIN (a prebuilt batopo instead of this tree's: one
+# built from the same commit as an older BIN writes a config that binary
+# understands), KEEP=1 keeps the work directory (logs, status JSON),
 # PROFILE=1 records the forwarding core with `perf record` during the first
 # frame size's forwarding runs (Debian package linux-perf) and reports where
 # its time went.
@@ -23,6 +27,7 @@ GEN_CPU=${GEN_CPU:-0}
 LANE_CPU=${LANE_CPU:-1}
 SIZES=${SIZES:-"64 1500"}
 FLOWS=${FLOWS:-1024}
+GEN_MODE=${GEN_MODE:-auto}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/bin/bond-appliance}
 
@@ -73,7 +78,12 @@ log "building into $WORK"
 if [[ ! -x $BIN ]] || [[ -n $(find "$ROOT/appliance" "$ROOT/cmd" "$ROOT/umem" "$ROOT/rings" "$ROOT/policy" -name '*.go' -newer "$BIN" 2>/dev/null | head -1) ]]; then
 	make -s -C "$ROOT" build >&2
 fi
-(cd "$ROOT" && go build -o "$WORK/bagen" ./perf/cmd/bagen && go build -o "$WORK/batopo" ./perf/cmd/batopo)
+(cd "$ROOT" && go build -o "$WORK/bagen" ./perf/cmd/bagen)
+if [[ -n ${BATOPO_BIN:-} ]]; then
+	cp "$BATOPO_BIN" "$WORK/batopo"
+else
+	(cd "$ROOT" && go build -o "$WORK/batopo" ./perf/cmd/batopo)
+fi
 make -s -C "$ROOT/perf/ref" OUT="$WORK/xskfwd" >&2
 # run a private copy: a rebuild of bin/ during the run changes nothing (and
 # perf keeps resolving the appliance's symbols)
@@ -197,6 +207,21 @@ wait_for() {
 	die "timeout waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
 }
 
+# note_gen DIR: remember which generator bagen gen used (gen=live or
+# gen=xsk in its summary, the reason on stderr) for the report
+GEN_KIND=""
+GEN_WHY=""
+note_gen() {
+	local k
+	k=$(kv gen "$(cat "$1/gen")")
+	if [[ -n $GEN_KIND && $k != "$GEN_KIND" ]]; then
+		GEN_KIND="mixed"
+	elif [[ $GEN_KIND != mixed ]]; then
+		GEN_KIND=$k
+	fi
+	[[ -n $GEN_WHY ]] || GEN_WHY=$(grep -m1 'bagen gen: generator' "$1/gen.err" | sed 's/^bagen gen: generator //' || true)
+}
+
 ROWS=()
 declare -A RES
 SINK_EXTRA=() # more bagen sink options (perf/more.sh: --pass-slow on an LACP partner's ports)
@@ -277,8 +302,9 @@ run_case() {
 	if [[ $fkind != none && ${RATE:-0} != 0 ]]; then
 		rate=(--rate "$RATE")
 	fi
-	"$BAGEN" gen --dev "$gdevs" --netns "$gns" --size "$size" --flows "$FLOWS" --seconds "$SECS" --cpu "$GEN_CPU" "${rate[@]}" "$@" >"$d/gen" 2>"$d/gen.err" ||
+	"$BAGEN" gen --mode "$GEN_MODE" --dev "$gdevs" --netns "$gns" --size "$size" --flows "$FLOWS" --seconds "$SECS" --cpu "$GEN_CPU" "${rate[@]}" "$@" >"$d/gen" 2>"$d/gen.err" ||
 		die "$name: generator failed: $(cat "$d/gen.err")"
+	note_gen "$d"
 	local other=$((($(foreign_ticks) - f0) * 1000 / HZ))
 	local pt1=0 tw1
 	[[ $fpid != - ]] && pt1=$(proc_ticks "$fpid")
@@ -373,8 +399,9 @@ rxdrop() {
 	sleep 0.3
 	local f0
 	f0=$(foreign_ticks)
-	"$BAGEN" gen --dev ga --netns "$GNS" --size 64 --flows "$FLOWS" --seconds "$SECS" --cpu "$GEN_CPU" >"$d/gen" 2>"$d/gen.err" ||
+	"$BAGEN" gen --mode "$GEN_MODE" --dev ga --netns "$GNS" --size 64 --flows "$FLOWS" --seconds "$SECS" --cpu "$GEN_CPU" >"$d/gen" 2>"$d/gen.err" ||
 		die "$name: generator failed: $(cat "$d/gen.err")"
+	note_gen "$d"
 	local other=$((($(foreign_ticks) - f0) * 1000 / HZ))
 	stop_pid "$dpid"
 	local g r
@@ -447,11 +474,15 @@ echo
 echo "bond-appliance forwarding on veth (AF_XDP ${BIND:-copy mode}), ${SECS} s per run, $FLOWS flows, generator on CPU $GEN_CPU, lane on CPU $LANE_CPU, $(uname -r)"
 echo "offered = generator rate, delivered = sink rate (steady state), loss = frames not delivered, flow_ro = frames out of order within their flow,"
 echo "other_cpu = CPU time other processes on the machine used during the run (a clean run has ~0)"
+echo "generator: ${GEN_WHY:-$GEN_KIND}"
+if [[ $GEN_KIND == xsk ]]; then
+	echo "  (AF_XDP copy-mode TX: the kernel builds an skb per frame on the generator's CPU; compare 'generator alone' with the forwarders' delivered rates to see which side is the bottleneck)"
+fi
 echo
 header
 printf '%s\n' "${ROWS[@]}"
 echo
-sum="perf=summary seconds=$SECS flows=$FLOWS"
+sum="perf=summary seconds=$SECS flows=$FLOWS gen=$GEN_KIND"
 ratios=()
 for size in $SIZES; do
 	sum+=" gen_${size}_mpps=${RES[gen$size]}"

@@ -149,16 +149,68 @@ func (s *Spec) csumK() int32 {
 // Apply rewrites a template copy the way the generator program does for
 // sequence number seq on CPU cpu (used by tests to check the program).
 func (s *Spec) Apply(f []byte, seq uint64, cpu uint32) {
-	flow := seq % uint64(s.Flows)
+	st := s.Stamper()
+	st.Stamp(f, seq, cpu)
+}
+
+// Stamper writes the per-frame fields into copies of the template, exactly
+// as the generator program does, without recomputing anything per frame:
+// the user-space generators (AF_XDP, when live frames are not available)
+// use it on every frame they send.
+type Stamper struct {
+	flows uint64
+	sport uint64
+	k     uint32 // one's complement of the template's IPv4 checksum (RFC 1624)
+}
+
+// Stamper precomputes what Stamp needs for this spec.
+func (s *Spec) Stamper() Stamper {
+	return Stamper{flows: uint64(s.Flows), sport: uint64(s.Sport), k: uint32(s.csumK())}
+}
+
+// Stamp rewrites f, a copy of the template, for sequence number seq on
+// generator CPU cpu: tag (CPU, flow, sequence number), UDP source port,
+// IPv4 source address low 16 bits and header checksum. It returns the flow.
+func (st *Stamper) Stamp(f []byte, seq uint64, cpu uint32) uint64 {
+	_ = f[TagEnd-1]
+	flow := seq % st.flows
 	binary.LittleEndian.PutUint16(f[offCPU:], uint16(cpu))
 	binary.LittleEndian.PutUint16(f[offFlow:], uint16(flow))
 	binary.LittleEndian.PutUint64(f[offSeq:], seq)
-	binary.BigEndian.PutUint16(f[offUDPSport:], uint16(uint64(s.Sport)+flow))
+	binary.BigEndian.PutUint16(f[offUDPSport:], uint16(st.sport+flow))
 	lo := uint32(flow*ipMul+1) & 0xffff
-	sum := lo + uint32(s.csumK())
+	sum := lo + st.k
 	sum = sum&0xffff + sum>>16
 	binary.BigEndian.PutUint16(f[offIPSrcLo:], uint16(lo))
 	binary.BigEndian.PutUint16(f[offIPCsum:], uint16(sum^0xffff))
+	return flow
+}
+
+// Plan splits the next frames of a generator over its n = len(avail)
+// devices, where frame seq goes to device (seq % flows) % n (flow f to
+// device f mod n, as the XDP generator redirects): starting at seq, it
+// takes consecutive frames while the device of the next frame can still
+// take one (device d at most avail[d] frames), at most max frames in all.
+// It writes how many frames each device gets into counts (len(avail)) and
+// returns the total. Frames are never skipped, so every flow's frames keep
+// their order.
+func Plan(seq, flows, max uint64, avail, counts []uint32) uint64 {
+	n := uint64(len(avail))
+	clear(counts)
+	if n == 1 {
+		t := min(max, uint64(avail[0]))
+		counts[0] = uint32(t)
+		return t
+	}
+	var t uint64
+	for ; t < max; t++ {
+		d := ((seq + t) % flows) % n
+		if counts[d] == avail[d] {
+			break
+		}
+		counts[d]++
+	}
+	return t
 }
 
 // Tag returns the generator tag of frame f, ok false when f is not a

@@ -178,3 +178,90 @@ func TestGenLimits(t *testing.T) {
 		t.Fatalf("rate-limited: %d sent (counter %d)", sent, n)
 	}
 }
+
+// Stamp must write what a frame built from scratch for that sequence number
+// holds: tag, source port, source address and a valid header checksum,
+// whatever was in the frame before (frames are reused).
+func TestStamper(t *testing.T) {
+	for _, tc := range []struct {
+		size, flows int
+		sport       uint16
+	}{
+		{64, 1024, 1024},
+		{64, 1, 9},
+		{1500, 1000, 65000}, // source ports wrap
+		{3504, 65536, 1},
+	} {
+		s := DefaultSpec()
+		s.Size, s.Flows, s.Sport = tc.size, tc.flows, tc.sport
+		st := s.Stamper()
+		f := s.Template()
+		for _, seq := range []uint64{0, 1, 999, 1000, 1024, 65535, 65536, 1<<40 + 7} {
+			flow := st.Stamp(f, seq, 5)
+			if want := seq % uint64(tc.flows); flow != want {
+				t.Fatalf("%+v seq %d: flow %d, want %d", tc, seq, flow, want)
+			}
+			want := s.Template()
+			lo := uint16(flow*ipMul + 1)
+			binary.BigEndian.PutUint16(want[offIPSrcLo:], lo)
+			binary.BigEndian.PutUint16(want[offIPCsum:], ipChecksum(want[14:34]))
+			binary.BigEndian.PutUint16(want[offUDPSport:], uint16(uint64(tc.sport)+flow))
+			binary.LittleEndian.PutUint16(want[offCPU:], 5)
+			binary.LittleEndian.PutUint16(want[offFlow:], uint16(flow))
+			binary.LittleEndian.PutUint64(want[offSeq:], seq)
+			if !bytes.Equal(f, want) {
+				t.Fatalf("%+v seq %d:\n got %x\nwant %x", tc, seq, f[:TagEnd], want[:TagEnd])
+			}
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		seq, flows  uint64
+		max         uint64
+		avail, want []uint32
+		total       uint64
+	}{
+		{"one device, room", 0, 1024, 64, []uint32{100}, []uint32{64}, 64},
+		{"one device, ring nearly full", 5, 1024, 64, []uint32{10}, []uint32{10}, 10},
+		{"one device, nothing asked", 5, 1024, 0, []uint32{10}, []uint32{0}, 0},
+		{"two devices alternate", 0, 1024, 8, []uint32{8, 8}, []uint32{4, 4}, 8},
+		{"two devices, odd start", 3, 1024, 5, []uint32{8, 8}, []uint32{2, 3}, 5},
+		// device 1 is full: frames stop at the first one it should take
+		// (flow order is kept: nothing is skipped)
+		{"stops at a full device", 0, 1024, 8, []uint32{8, 0}, []uint32{1, 0}, 1},
+		{"stops when one device runs out", 0, 1024, 100, []uint32{3, 50}, []uint32{3, 3}, 6},
+		// flows not a multiple of the devices: flow 2 of 3 goes to device 0
+		// and the next seq (flow 0) to device 0 again
+		{"flows 3 over 2 devices", 0, 3, 6, []uint32{8, 8}, []uint32{4, 2}, 6},
+		{"three devices", 1, 1024, 7, []uint32{8, 8, 8}, []uint32{2, 3, 2}, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counts := make([]uint32, len(tc.avail))
+			counts[0] = 99 // Plan clears stale counts
+			got := Plan(tc.seq, tc.flows, tc.max, tc.avail, counts)
+			if got != tc.total {
+				t.Errorf("total %d, want %d", got, tc.total)
+			}
+			for d := range counts {
+				if counts[d] != tc.want[d] {
+					t.Errorf("counts %v, want %v", counts, tc.want)
+					break
+				}
+			}
+			// counts must be what the per-frame rule gives
+			check := make([]uint32, len(counts))
+			for j := uint64(0); j < got; j++ {
+				check[((tc.seq+j)%tc.flows)%uint64(len(counts))]++
+			}
+			for d := range check {
+				if check[d] != counts[d] {
+					t.Errorf("counts %v disagree with the device rule %v", counts, check)
+					break
+				}
+			}
+		})
+	}
+}

@@ -25,11 +25,13 @@ func cmdGen(args []string) error {
 	ns := fs.String("netns", "", "network namespace of the devices (name under /run/netns or a path)")
 	size := fs.Int("size", def.Size, "frame size on the wire including FCS (the buffer is size-4 bytes), like pktgen's pkt_size")
 	flows := fs.Int("flows", def.Flows, "number of flows (UDP source port and source address low 16 bits), 1..65536")
-	rate := fs.Float64("rate", 0, "frames per second over all CPUs, 0 = as fast as possible (paced inside the XDP program)")
+	rate := fs.Float64("rate", 0, "frames per second over all CPUs, 0 = as fast as possible (live: paced inside the XDP program; xsk: in user space)")
 	secs := fs.Float64("seconds", 5, "duration")
 	count := fs.Uint64("count", 0, "send this many frames (exactly with one CPU; each of N CPUs sends count/N rounded up) (0: run for --seconds; with --count, --seconds applies only when given)")
 	cpus := fs.String("cpu", "0", "CPU(s) to generate on, one thread each (list or range; -1 = not pinned)")
-	batch := fs.Uint("batch", 64, "live-frames batch size (BatchSize, 1..256)")
+	mode := fs.String("mode", modeAuto, "generator: auto (live frames when the kernel allows them, else xsk), live (BPF_PROG_RUN live frames), xsk (AF_XDP TX-only sockets in copy mode, one per device and thread)")
+	batch := fs.Uint("batch", 0, "frames per batch (0: 64 for live frames, 256 for xsk): live frames BatchSize (1..256); xsk: frames per device per round and per sendto (XDP_MAX_TX_SKB_BUDGET), 1..--ring")
+	ring := fs.Uint("ring", 2048, "xsk: entries of each AF_XDP ring (power of two); the UMEM has twice as many frames")
 	call := fs.Duration("call", time.Second, "target length of one BPF_PROG_RUN call: every call pays a fixed setup/teardown (~25 ms on Linux 6.18), so calls are long; the last one is sized to end on time")
 	srcMAC := fs.String("src-mac", "", "source MAC (default: the first device's address)")
 	dstMAC := fs.String("dst-mac", def.DstMAC.String(), "destination MAC")
@@ -49,8 +51,28 @@ func cmdGen(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *batch < 1 || *batch > 256 {
-		return errors.New("--batch must be 1..256")
+	switch *mode {
+	case modeAuto, modeLive, modeXSK:
+	default:
+		return fmt.Errorf("--mode %q: must be %s, %s or %s", *mode, modeAuto, modeLive, modeXSK)
+	}
+	if *ring < 64 || *ring > 1<<16 || *ring&(*ring-1) != 0 {
+		return fmt.Errorf("--ring %d: must be a power of two, 64..65536", *ring)
+	}
+	batchSet := *batch != 0
+	why := "--mode " + *mode
+	if *batch > 256 && *mode == modeAuto {
+		*mode = modeXSK // only xsk takes such batches
+		why = fmt.Sprintf("--batch %d is above the live-frames maximum 256", *batch)
+	}
+	if *batch == 0 {
+		*batch = 64
+		if *mode == modeXSK {
+			*batch = 256
+		}
+	}
+	if (*mode == modeLive && *batch > 256) || *batch > *ring {
+		return fmt.Errorf("--batch %d: must be 1..256 for live frames and 1..--ring (%d) for xsk", *batch, *ring)
 	}
 	if err := enter(*ns, cpuList[0]); err != nil {
 		return err
@@ -78,6 +100,31 @@ func cmdGen(args []string) error {
 	}
 	spec.SrcIP, spec.DstIP = net.ParseIP(*srcIP).To4(), net.ParseIP(*dstIP).To4()
 	nw := len(cpuList)
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	kind := *mode
+	switch kind {
+	case modeXSK:
+		fmt.Fprintf(os.Stderr, "bagen gen: generator xsk (AF_XDP TX, copy mode): %s\n", why)
+	case modeLive:
+		fmt.Fprintf(os.Stderr, "bagen gen: generator live (BPF_PROG_RUN live frames): %s\n", why)
+	}
+	if kind == modeAuto {
+		kind = modeLive
+		if err := liveFramesUsable(spec.Template()); err != nil {
+			kind = modeXSK
+			if !batchSet {
+				*batch = 256
+			}
+			fmt.Fprintf(os.Stderr, "bagen gen: generator xsk (AF_XDP TX, copy mode): live frames refused by the kernel (%v)\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "bagen gen: generator live (BPF_PROG_RUN live frames)\n")
+		}
+	}
+	if kind == modeXSK {
+		return genXSK(names, ifindexes, cpuList, spec, xskArgs{ns: *ns, rate: *rate, secs: *secs, count: *count, timed: timedRun(fs, *count), ring: uint32(*ring), batch: uint32(*batch), cpus: *cpus})
+	}
 	gopts := trafficgen.GenOptions{RatePerCPU: *rate / float64(nw)}
 	if *count > 0 {
 		gopts.LimitPerCPU = (*count + uint64(nw) - 1) / uint64(nw)
@@ -95,12 +142,7 @@ func cmdGen(args []string) error {
 	go func() { <-sig; stop.Store(true) }()
 
 	dur := time.Duration(*secs * float64(time.Second))
-	timed := true
-	if *count > 0 {
-		// with --count, --seconds only bounds the run when given explicitly
-		timed = false
-		fs.Visit(func(f *flag.Flag) { timed = timed || f.Name == "seconds" })
-	}
+	timed := timedRun(fs, *count)
 	start := time.Now()
 	deadline := start.Add(dur)
 	var waited atomic.Int64 // run-queue wait of the generator threads, ns
@@ -136,7 +178,7 @@ func cmdGen(args []string) error {
 			opts.Repeat = uint32(rep)
 			t0 := time.Now()
 			if _, err := g.Prog.Run(&opts); err != nil {
-				return fmt.Errorf("cpu %d: BPF_PROG_RUN live frames: %w", cpu, err)
+				return fmt.Errorf("cpu %d: BPF_PROG_RUN live frames: %w (--mode xsk or auto uses AF_XDP sockets instead)", cpu, err)
 			}
 			calls.Add(1)
 			took := time.Since(t0)
@@ -180,6 +222,7 @@ func cmdGen(args []string) error {
 	pps := float64(sent) / elapsed.Seconds()
 	var k kv
 	k.add("bagen", "gen")
+	k.add("gen", modeLive)
 	k.add("dev", strings.Join(names, ","))
 	k.add("size", spec.Size)
 	k.add("flows", spec.Flows)
@@ -191,6 +234,136 @@ func cmdGen(args []string) error {
 	k.add("gbps", round(pps*float64(spec.Size)*8/1e9, 3))
 	k.add("calls", calls.Load())
 	k.add("runq_wait_ms", round(float64(waited.Load())/1e6, 1))
+	fmt.Println(k.String())
+	return nil
+}
+
+// timedRun: with --count, --seconds only bounds the run when given
+// explicitly.
+func timedRun(fs *flag.FlagSet, count uint64) bool {
+	if count == 0 {
+		return true
+	}
+	timed := false
+	fs.Visit(func(f *flag.Flag) { timed = timed || f.Name == "seconds" })
+	return timed
+}
+
+type xskArgs struct {
+	ns          string
+	rate, secs  float64
+	count       uint64
+	timed       bool
+	ring, batch uint32
+	cpus        string
+}
+
+// genXSK is gen with AF_XDP TX-only sockets: one thread per CPU, thread i
+// with one copy-mode socket per device on queue i (a veth hands a frame
+// sent on queue i to its peer's receive queue i), the same frames, flows,
+// tags and flow-to-device spread as the XDP generator. The frames are
+// copied into an skb by the kernel (copy mode) and delivered to the peer
+// like the live frames' redirect; the peer's XDP runs on this CPU.
+func genXSK(names []string, ifindexes []int, cpuList []int, spec trafficgen.Spec, a xskArgs) error {
+	nw := len(cpuList)
+	var stop atomic.Bool
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() { <-sig; stop.Store(true) }()
+	lim := xskLimits{rate: a.rate / float64(nw)}
+	if a.count > 0 {
+		lim.count = (a.count + uint64(nw) - 1) / uint64(nw)
+	}
+	gens := make([]*xskGen, nw)
+	errs := make([]error, nw)
+	waits := make([]time.Duration, nw)
+	var ready, done sync.WaitGroup
+	begin := make(chan struct{})
+	var start time.Time
+	for i := range nw {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			opened := false
+			defer func() {
+				if !opened {
+					ready.Done()
+				}
+			}()
+			if err := enter(a.ns, cpuList[i]); err != nil {
+				errs[i] = err
+				return
+			}
+			tag := uint32(cpuList[i])
+			if cpuList[i] < 0 {
+				tag = uint32(i)
+			}
+			g, err := openXSKGen(names, ifindexes, i, spec, a.ring, a.batch, tag)
+			if err != nil {
+				if nw > 1 {
+					err = fmt.Errorf("%w (thread %d uses queue %d: the devices need a TX queue per --cpu)", err, i, i)
+				}
+				errs[i] = err
+				return
+			}
+			defer g.close()
+			gens[i] = g
+			opened = true
+			ready.Done()
+			<-begin
+			l := lim
+			if a.timed {
+				l.deadline = start.Add(time.Duration(a.secs * float64(time.Second)))
+			}
+			w0 := runqWait()
+			errs[i] = g.run(&stop, l)
+			g.drain(time.Second)
+			waits[i] = runqWait() - w0
+		}()
+	}
+	ready.Wait()
+	for _, e := range errs {
+		if e != nil {
+			stop.Store(true)
+		}
+	}
+	start = time.Now()
+	close(begin)
+	done.Wait()
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	var sent, kicks, txInvalid uint64
+	var waited time.Duration
+	var budget uint32
+	for i, g := range gens {
+		sent += g.sent.Load()
+		kicks += g.kicks
+		ti, _ := g.stats()
+		txInvalid += ti
+		waited += waits[i]
+		budget = g.txBudget
+	}
+	pps := float64(sent) / elapsed.Seconds()
+	var k kv
+	k.add("bagen", "gen")
+	k.add("gen", modeXSK)
+	k.add("dev", strings.Join(names, ","))
+	k.add("size", spec.Size)
+	k.add("flows", spec.Flows)
+	k.add("cpus", a.cpus)
+	k.add("seconds", round(elapsed.Seconds(), 3))
+	k.add("frames", sent)
+	k.add("pps", round(pps, 0))
+	k.add("mpps", round(pps/1e6, 3))
+	k.add("gbps", round(pps*float64(spec.Size)*8/1e9, 3))
+	k.add("calls", kicks)
+	k.add("batch", a.batch)
+	k.add("tx_budget", budget)
+	k.add("xsk_tx_invalid", txInvalid)
+	k.add("runq_wait_ms", round(float64(waited)/1e6, 1))
 	fmt.Println(k.String())
 	return nil
 }

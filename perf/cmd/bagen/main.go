@@ -1,7 +1,7 @@
 // Command bagen generates and sinks traffic for the perf scripts without
 // kernel pktgen.
 //
-//	bagen gen  --dev IF[,IF...] [--netns NS] [--size 64] [--flows 1024] [--rate PPS] [--seconds 5] [--cpu 0]
+//	bagen gen  --dev IF[,IF...] [--netns NS] [--size 64] [--flows 1024] [--rate PPS] [--seconds 5] [--cpu 0] [--mode auto|live|xsk]
 //	bagen sink --dev IF[,IF...] [--netns NS] [--seconds 5] [--idle S]
 //	bagen xskdrop --dev IF [--netns NS] [--cpu 1] [--seconds 5]
 //
@@ -9,7 +9,10 @@
 // (BPF_F_TEST_XDP_LIVE_FRAMES) that stamps a sequence number and a flow into
 // every frame and redirects it (bpf_redirect) to the device: on a veth this
 // hands the frame to the peer, which must have an XDP program (a sink, or
-// the appliance's). sink attaches a counting XDP_DROP program to each
+// the appliance's). Where the kernel refuses live frames (EPERM on the
+// Firecracker development VMs) gen falls back to AF_XDP TX-only sockets in
+// copy mode (--mode xsk) that send the same frames with the same tags.
+// sink attaches a counting XDP_DROP program to each
 // device. xskdrop receives and drops on an AF_XDP socket built from the
 // appliance's own umem/rings/xsk packages (its Go data path primitives).
 // Each prints one summary line of metric=value pairs on stdout.
@@ -54,7 +57,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  bagen gen     --dev IF[,IF...] [--netns NS] [--size 64] [--flows 1024] [--rate 0] [--seconds 5] [--cpu 0[,1...]]
+  bagen gen     --dev IF[,IF...] [--netns NS] [--size 64] [--flows 1024] [--rate 0] [--seconds 5] [--cpu 0[,1...]] [--mode auto|live|xsk]
   bagen sink    --dev IF[,IF...] [--netns NS] [--seconds 5] [--idle 0]
   bagen xskdrop --dev IF [--netns NS] [--cpu 1] [--seconds 5]
 run "bagen CMD -h" for every flag.
