@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -74,14 +75,17 @@ type Appliance struct {
 
 // preflight checks everything that can be checked without changing the
 // system, returning every problem found.
-func preflight(cfg *config.Config) error {
+//
+// Devices in ours (created by an appliance that died, which Start removes
+// first) do not count as taken.
+func preflight(cfg *config.Config, ours map[string]bool) error {
 	var errs []error
 	q := cfg.Dataplane.Queues
 	if q != len(cfg.Dataplane.Cores) {
 		errs = append(errs, fmt.Errorf("dataplane.queues: %d must equal the number of dataplane.cores (%d): each lane serves one queue", q, len(cfg.Dataplane.Cores)))
 	}
 	for _, b := range cfg.Bonds {
-		errs = append(errs, preflightBond(cfg.Dataplane, b))
+		errs = append(errs, preflightBond(cfg.Dataplane, b, ours))
 	}
 	if jumbo(cfg) {
 		errs = append(errs, checkJumbo(cfg))
@@ -192,16 +196,16 @@ func maxMTU(ifindex int) (int, error) {
 	return 0, nil
 }
 
-func preflightBond(dp config.Dataplane, b config.Bond) error {
+func preflightBond(dp config.Dataplane, b config.Bond, ours map[string]bool) error {
 	var errs []error
 	if len(b.Slaves) > lane.MaxMembers {
 		errs = append(errs, fmt.Errorf("bond %s: slaves: %d members, at most %d", b.Name, len(b.Slaves), lane.MaxMembers))
 	}
-	if _, err := netlink.LinkByName(b.Name); err == nil {
+	if _, err := netlink.LinkByName(b.Name); err == nil && !ours[b.Name] {
 		errs = append(errs, fmt.Errorf("bond %s: name: a network interface %q already exists and is not the appliance's (no state file in control.state_dir records it): remove it or choose another name", b.Name, b.Name))
 	}
 	if dp.HostDevice == "veth" {
-		if _, err := netlink.LinkByName(dpName(b.Name)); err == nil {
+		if _, err := netlink.LinkByName(dpName(b.Name)); err == nil && !ours[dpName(b.Name)] {
 			errs = append(errs, fmt.Errorf("bond %s: interface %q (the appliance end of the host veth) already exists and is not the appliance's (no state file in control.state_dir records it)", b.Name, dpName(b.Name)))
 		}
 	}
@@ -232,6 +236,33 @@ func checkSlave(dp config.Dataplane, b config.Bond, name string) error {
 		}
 	}
 	return nil
+}
+
+// Check checks, without changing anything, what Start would refuse: the
+// configuration against the machine (members that do not exist or hold
+// another XDP program, too few queues, an MTU a member cannot take, a
+// host device name that is taken, an appliance already answering on the
+// control socket), after what a crashed appliance's state file would
+// restore. It is `bond-appliance --check`.
+func Check(cfg *config.Config) error {
+	var errs []error
+	ours := map[string]bool{}
+	if cfg.Control.StateDir != "" {
+		// a state file left by a crashed appliance is restored at start
+		created, _, err := netdev.Leftover(cfg.Control.StateDir, cfg.Control.Socket)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("control.state_dir: %w", err))
+		}
+		for _, d := range created {
+			ours[d] = true
+		}
+	}
+	if c, err := net.DialTimeout("unix", cfg.Control.Socket, 200*time.Millisecond); err == nil {
+		c.Close()
+		errs = append(errs, fmt.Errorf("control.socket: %s is in use by a running appliance", cfg.Control.Socket))
+	}
+	errs = append(errs, preflight(cfg, ours))
+	return errors.Join(errs...)
 }
 
 // spareSockets is how many hot-added member sockets each lane's UMEM has
@@ -265,7 +296,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Appliance, err error) {
 			}
 		}
 	}()
-	if err := preflight(cfg); err != nil {
+	if err := preflight(cfg, nil); err != nil {
 		return nil, err
 	}
 	var devs []*bondDevs

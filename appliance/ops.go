@@ -380,7 +380,7 @@ func (c *ctl) bondAdd(bc config.Bond, k func(opResult)) {
 	bc = cfg.Bonds[len(cfg.Bonds)-1]
 	dp := c.a.cfg.Dataplane
 	c.work(func(w *worker) any {
-		if err := preflightBond(dp, bc); err != nil {
+		if err := preflightBond(dp, bc, nil); err != nil {
 			return bondAdded{err: err} // refused before any device was touched
 		}
 		bd, err := w.prepareBond(bc)

@@ -443,11 +443,16 @@ func TestIntegrationRefusals(t *testing.T) {
 		return out
 	}
 	before := macs()
-	run := func(yaml string) (string, error) {
+	run := func(yaml string, args ...string) (string, error) {
 		dir := t.TempDir()
 		f := filepath.Join(dir, "bond.yaml")
 		os.WriteFile(f, []byte(strings.ReplaceAll(strings.ReplaceAll(yaml, "@SOCKET@", filepath.Join(dir, "s.sock")), "@STATEDIR@", filepath.Join(dir, "state"))), 0o600)
-		return Sh(e.ctx, "ip", "netns", "exec", e.topo.GW, applianceBin, "-c", f)
+		return Sh(e.ctx, "ip", append([]string{"netns", "exec", e.topo.GW, applianceBin, "-c", f}, args...)...)
+	}
+	// --check, read-only, says what the start would refuse, and accepts
+	// what it would run
+	if out, err := run(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "--check"); err != nil || !strings.Contains(out, "the machine can run it") {
+		t.Fatalf("--check of a good configuration: %v\n%s", err, out)
 	}
 	cases := []struct{ name, yaml, want string }{
 		{"missing interface", strings.Replace(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "m1", "nosuch0", 1), "nosuch0"},
@@ -455,6 +460,9 @@ func TestIntegrationRefusals(t *testing.T) {
 		{"bad mode", strings.Replace(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "balance-xor", "balance-xyz", 1), "mode"},
 	}
 	for _, c := range cases {
+		if out, err := run(c.yaml, "--check"); err == nil || !strings.Contains(out, c.want) {
+			t.Fatalf("%s: --check: err %v, output does not name %q:\n%s", c.name, err, c.want, out)
+		}
 		out, err := run(c.yaml)
 		if err == nil {
 			t.Fatalf("%s: started", c.name)
@@ -473,6 +481,12 @@ func TestIntegrationRefusals(t *testing.T) {
 	}
 	defer p.Stop()
 	y := strings.Replace(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "name: bond0", "name: bond1", 1)
+	if out, err := run(y, "--check"); err == nil || !strings.Contains(out, "XDP program") {
+		t.Fatalf("--check of a second appliance on the same members: err %v\n%s", err, out)
+	}
+	if out, err := run(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "--check"); err == nil || !strings.Contains(out, "already exists") {
+		t.Fatalf("--check with bond0 taken: err %v\n%s", err, out)
+	}
 	out, err := run(y)
 	if err == nil || !strings.Contains(out, "XDP program") {
 		t.Fatalf("second appliance on the same members: err %v\n%s", err, out)

@@ -82,6 +82,37 @@ func readState(path string) (*stateDoc, error) {
 	return &doc, nil
 }
 
+// Leftover reads, without changing anything, the state file an appliance
+// using dir and socket would restore from at start: the devices it
+// records as created by the appliance (a restart removes them), and
+// whether there is such a file at all. A file of another boot counts as
+// none (the reboot reset the devices).
+func Leftover(dir, socket string) (created []string, found bool, err error) {
+	path, err := StatePath(dir, socket)
+	if err != nil {
+		return nil, false, err
+	}
+	doc, err := readState(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if doc.BootID != "" && doc.BootID != bootID() {
+		return nil, false, nil
+	}
+	for _, r := range doc.Records {
+		if r.Kind == KindVeth || r.Kind == KindTap {
+			created = append(created, r.Device)
+			if r.Peer != "" {
+				created = append(created, r.Peer)
+			}
+		}
+	}
+	return created, true, nil
+}
+
 // lockState takes the state file's lock, or fails with ErrLive naming the
 // owner.
 func lockState(path string) (*os.File, error) {

@@ -112,7 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bond-appliance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("c", "", "configuration file (YAML)")
-	check := fs.Bool("check", false, "validate the configuration and exit without touching any interface")
+	check := fs.Bool("check", false, "check the configuration and what the start would refuse on this machine (members, queues, XDP programs, names, MTU), read-only, and exit")
+	checkConfig := fs.Bool("check-config", false, "check the configuration file only (syntax, values, option rules) and exit")
 	var overrides []string
 	fs.Func(strings.TrimPrefix(config.OverrideFlag, "--"),
 		"override a dataplane, control, log or metrics key: SECTION.KEY=VALUE (repeatable; beats the file and BOND_APPLIANCE_<SECTION>_<KEY>)",
@@ -143,8 +144,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	if *check {
+	if *checkConfig {
 		fmt.Fprintf(stdout, "%s: configuration OK (%d bond(s))\n", *cfgPath, len(cfg.Bonds))
+		return 0
+	}
+	if *check {
+		// what the start would refuse, read-only
+		if err := appliance.Check(cfg); err != nil {
+			fail(stderr, *cfgPath+": ", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: configuration OK (%d bond(s)), and the machine can run it\n", *cfgPath, len(cfg.Bonds))
 		return 0
 	}
 	term := make(chan os.Signal, 2)

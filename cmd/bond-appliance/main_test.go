@@ -30,20 +30,23 @@ func TestCheckLayers(t *testing.T) {
 		wantErr    string
 		notWantErr string
 	}{
-		{"file only", []string{"-c", path, "--check"}, nil, 0, "configuration OK (1 bond(s))", "", ""},
-		{"good env and flags", []string{"-c", path, "--check", "--set", "dataplane.poll=busy", "--set", "metrics.listen=127.0.0.1:9100"},
+		{"file only", []string{"-c", path, "--check-config"}, nil, 0, "configuration OK (1 bond(s))", "", ""},
+		{"good env and flags", []string{"-c", path, "--check-config", "--set", "dataplane.poll=busy", "--set", "metrics.listen=127.0.0.1:9100"},
 			[]string{"BOND_APPLIANCE_LOG_LEVEL=warn", "BOND_APPLIANCE_PRIVILEGED=1"}, 0, "configuration OK", "", ""},
-		{"bad flag value", []string{"-c", path, "--check", "--set", "log.level=loud"}, nil, 1, "",
+		{"bad flag value", []string{"-c", path, "--check-config", "--set", "log.level=loud"}, nil, 1, "",
 			`--set "log.level=loud" (log.level): invalid value "loud" (allowed: debug, info, warn, error)`, ""},
-		{"bad env value", []string{"-c", path, "--check"}, []string{"BOND_APPLIANCE_DATAPLANE_POLL=bogus"}, 1, "",
+		{"bad env value", []string{"-c", path, "--check-config"}, []string{"BOND_APPLIANCE_DATAPLANE_POLL=bogus"}, 1, "",
 			`BOND_APPLIANCE_DATAPLANE_POLL (dataplane.poll): invalid value "bogus" (allowed: busy, adaptive)`, ""},
-		{"flag beats bad env", []string{"-c", path, "--check", "--set", "dataplane.poll=busy"},
+		{"flag beats bad env", []string{"-c", path, "--check-config", "--set", "dataplane.poll=busy"},
 			[]string{"BOND_APPLIANCE_DATAPLANE_POLL=bogus"}, 0, "configuration OK", "", "bogus"},
-		{"unknown env key", []string{"-c", path, "--check"}, []string{"BOND_APPLIANCE_LOG_LEVL=warn"}, 1, "",
+		{"unknown env key", []string{"-c", path, "--check-config"}, []string{"BOND_APPLIANCE_LOG_LEVL=warn"}, 1, "",
 			"did you mean BOND_APPLIANCE_LOG_LEVEL?", ""},
-		{"bond key on the command line", []string{"-c", path, "--check", "--set", "bonds[0].miimon=1"}, nil, 1, "",
+		{"bond key on the command line", []string{"-c", path, "--check-config", "--set", "bonds[0].miimon=1"}, nil, 1, "",
 			"bond options are read from the configuration file only", ""},
 		{"--set without -c", []string{"--set", "log.level=warn"}, nil, 2, "", "usage:", ""},
+		// --check also checks the machine, read-only: these members do not exist
+		{"check: members missing", []string{"-c", path, "--check"}, nil, 1, "",
+			"bond bond0: slaves: m0: no such network interface", ""},
 	}
 	saved := environ
 	defer func() { environ = saved }()
@@ -135,7 +138,7 @@ func TestCLIMessages(t *testing.T) {
 		{"reload without daemon", []string{"reload", "--socket", sock}, 1, []string{"bond-appliance: reload: " + noDaemon}},
 		{"slave without daemon", []string{"slave", "bond0", "add", "eth3", "--socket", sock}, 1, []string{"bond-appliance: slave: " + noDaemon}},
 		{"bond without daemon", []string{"bond", "add", "bond1", "--socket", sock}, 1, []string{"bond-appliance: bond: " + noDaemon}},
-		{"multi-line config error", []string{"-c", bad, "--check"}, 1, []string{
+		{"multi-line config error", []string{"-c", bad, "--check-config"}, 1, []string{
 			"bond-appliance: " + bad + ": dataplane.queues: 0 out of range (allowed 1..256)\n",
 			"bond-appliance: " + bad + ": dataplane.batch: 0 out of range (allowed 1..1024)\n"}},
 		{"status: two bonds", []string{"status", "a", "b", "--socket", sock}, 2, []string{"bond-appliance: status: at most one BOND"}},
