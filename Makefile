@@ -44,7 +44,7 @@ integration:
 ## RACE_RUN=Integration runs every integration test with -race instead (too
 ## long for the 20-minute budget of `make test`).
 RACE_RUN ?= TestIntegrationStress
-STRESS ?= 30s
+STRESS ?= 60s
 CHAOS ?= 60s
 RACE_TIMEOUT ?= $(shell echo $$(( 10 + 3 * $$(echo $(CHAOS) | sed -E 's/^([0-9]+)m$$/\1/; t; s/.*/0/') )))m
 integration-race:
