@@ -309,10 +309,9 @@ static void open_sock(struct sock *s, int queue, uint32_t ring, uint32_t batch, 
 		sa.sxdp_flags = XDP_SHARED_UMEM;
 		sa.sxdp_shared_umem_fd = shared->fd;
 	} else {
-		sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zerocopy ? XDP_ZEROCOPY : XDP_COPY);
+		/* sockets sharing the UMEM inherit these flags (passing any is EINVAL) */
+		sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zerocopy ? XDP_ZEROCOPY : XDP_COPY) | (sg ? XDP_USE_SG : 0);
 	}
-	if (sg)
-		sa.sxdp_flags |= XDP_USE_SG;
 	if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		die(sg && errno == EINVAL ? "bind AF_XDP with XDP_USE_SG (multi-buffer needs Linux >= 6.6)" : "bind AF_XDP");
 }
