@@ -24,6 +24,10 @@ trap 'echo "more.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
 PARTS=${PARTS:-"sizes zerodrop lanes ad"}
 SWEEP_SIZES=${SWEEP_SIZES:-"64 128 256 512 1024 1500"}
+for size in $SWEEP_SIZES; do
+	# one appliance start per part: jumbo sizes (MTU 9000, multi-buffer) are run.sh's
+	(($(mtu_of "$size") == 1500)) || die "SWEEP_SIZES: $size needs MTU 9000; the sweep here runs at MTU 1500 (64..1518), jumbo frames: SIZES=\"1500 9000\" perf/run.sh"
+done
 ZD_STEPS=${ZD_STEPS:-6}
 ZD_SIZE=${ZD_SIZE:-64}
 OUT=${OUT:-$HERE/out}

@@ -7,7 +7,12 @@
 #
 # Environment: PERF_SECONDS (5) length of each run, GEN_CPU (0) generator
 # core, LANE_CPU (1) appliance lane / reference forwarder core, SIZES
-# ("64 1500") frame sizes with FCS, FLOWS (1024), RATE (0: as fast as the
+# ("64 1500") frame sizes with FCS, 64..9018: sizes above 1518 run at MTU
+# 9000 (the devices, the appliance's bond `mtu: 9000`, whose lanes then
+# carry AF_XDP multi-buffer chains, and `xskfwd --sg`), FLOWS (1024),
+# FAST_PATH (off: dataplane.fast_path of the appliance; off measures its
+# AF_XDP lane against the C forwarder, auto lets balance-xor frames take the
+# kernel's XDP redirect fast path at MTU 1500), RATE (0: as fast as the
 # generator goes) offered load of the forwarding runs in frames/s, RETRIES
 # (2) re-runs of a measurement that other processes disturbed, GEN_MODE
 # (auto: bagen gen's BPF_PROG_RUN live frames when the kernel allows them,
@@ -27,6 +32,7 @@ GEN_CPU=${GEN_CPU:-0}
 LANE_CPU=${LANE_CPU:-1}
 SIZES=${SIZES:-"64 1500"}
 FLOWS=${FLOWS:-1024}
+FAST_PATH=${FAST_PATH:-off}
 GEN_MODE=${GEN_MODE:-auto}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/bin/bond-appliance}
@@ -39,6 +45,30 @@ for c in go ip ethtool make cc taskset awk; do
 	command -v "$c" >/dev/null || die "missing $c"
 done
 (( $(nproc) > LANE_CPU && $(nproc) > GEN_CPU )) || die "needs CPUs $GEN_CPU and $LANE_CPU"
+case $FAST_PATH in auto | off) ;; *) die "FAST_PATH=$FAST_PATH: must be auto or off" ;; esac
+
+# mtu_of SIZE: the MTU a frame of SIZE bytes (with FCS) needs: 1500, or
+# 9000 for jumbo frames (SIZE - 18 above 1500: Ethernet header and FCS)
+mtu_of() {
+	[[ $1 =~ ^[0-9]+$ ]] && (($1 >= 64 && $1 <= 9018)) || die "SIZES: $1 is not a frame size 64..9018 (bytes with FCS)"
+	if (($1 - 18 > 1500)); then echo 9000; else echo 1500; fi
+}
+# MTUS: the MTUs SIZES needs, in order of first use; sizes_at MTU: its sizes
+MTUS=""
+for size in $SIZES; do
+	m=$(mtu_of "$size")
+	[[ " $MTUS " == *" $m "* ]] || MTUS+="${MTUS:+ }$m"
+done
+sizes_at() {
+	local s out=""
+	for s in $SIZES; do
+		[[ $(mtu_of "$s") == "$1" ]] && out+="${out:+ }$s"
+	done
+	echo "$out"
+}
+# gbps MPPS SIZE: Gbit/s of MPPS frames of SIZE bytes on the wire, FCS
+# counted, preamble and inter-frame gap (20 bytes) not
+gbps() { awk -v m="${1:-0}" -v s="$2" 'BEGIN { printf "%.3f", m * s * 8 / 1000 }'; }
 
 WORK=$(mktemp -d /tmp/ba-perf.XXXXXX)
 PIDS=()   # background processes we started
@@ -268,9 +298,12 @@ measure() {
 	fi
 }
 
-# row NAME SIZE OFFERED DELIVERED LOSS REORDER WAIT NOTES
+# row NAME SIZE OFFERED DELIVERED LOSS REORDER WAIT NOTES: delivered is
+# followed by its Gbit/s (gbps)
 row() {
-	LAST_ROW=$(printf '%-34s %5s %8s %10s %7s %8s %9s  %s' "$@")
+	local g=-
+	[[ $4 =~ ^[0-9.]+$ ]] && g=$(gbps "$4" "$2")
+	LAST_ROW=$(printf '%-34s %5s %8s %10s %8s %7s %8s %9s  %s' "$1" "$2" "$3" "$4" "$g" "${@:5}")
 }
 
 # run_case KEY NAME SIZE SINK_NS SINK_DEVS GEN_NS GEN_DEVS FWD_PID FWD_KIND [gen args...]
@@ -363,9 +396,12 @@ run_case() {
 }
 
 header() {
-	printf '%-34s %5s %8s %10s %7s %8s %9s  %s\n' test size offered delivered loss% flow_ro other_cpu notes
-	printf '%-34s %5s %8s %10s %7s %8s %9s  %s\n' "" bytes Mpps Mpps "" frames ms ""
+	printf '%-34s %5s %8s %10s %8s %7s %8s %9s  %s\n' test size offered delivered delivered loss% flow_ro other_cpu notes
+	printf '%-34s %5s %8s %10s %8s %7s %8s %9s  %s\n' "" bytes Mpps Mpps Gbit/s "" frames ms ""
 }
+
+# the appliance's dataplane.fast_path (environment layer of its configuration)
+export BOND_APPLIANCE_DATAPLANE_FAST_PATH=$FAST_PATH
 
 # perf/more.sh sources this file for its set-up and helpers only
 [[ ${PERF_LIB:-0} == 1 ]] && return 0
@@ -381,8 +417,10 @@ ip -n "$GNS" link add ga type veth peer name gb
 ip -n "$GNS" link set ga up
 ip -n "$GNS" link set gb up
 for size in $SIZES; do
+	for d in ga gb; do ip -n "$GNS" link set "$d" mtu "$(mtu_of "$size")"; done
 	measure run_case "gen$size" "generator alone (veth, XDP sink)" "$size" "$GNS" gb "$GNS" ga - none
 done
+for d in ga gb; do ip -n "$GNS" link set "$d" mtu 1500; done
 
 # ---- 2. AF_XDP receive-and-drop, copy mode: C vs the appliance's Go packages ----
 # The kernel side (XDP redirect + copy into the UMEM) runs on the generator's
@@ -424,56 +462,86 @@ measure rxdrop rxdrop_c "AF_XDP rxdrop, C (xskfwd)" ip netns exec "$GNS" "$XSKFW
 measure rxdrop rxdrop_go "AF_XDP rxdrop, Go (appliance pkgs)" "$BAGEN" xskdrop --dev gb --netns "$GNS" --cpu "$LANE_CPU" --seconds $((SECS + 60))
 
 # ---- 3. the appliance: balance-xor layer3+4, one lane on LANE_CPU ----
-topo_up() { # topo_up DIR [--ref]
-	local dir=$1
-	shift
-	"$BATOPO" up --dir "$dir" --members 2 --queues 1 --mode balance-xor --opt xmit_hash_policy=layer3+4 \
+topo_up() { # topo_up DIR MTU [--ref]: the bond at MTU (mtu: 9000 for jumbo)
+	local dir=$1 mtu=$2 opt=xmit_hash_policy=layer3+4
+	shift 2
+	((mtu == 1500)) || opt+=",mtu=$mtu"
+	"$BATOPO" up --dir "$dir" --members 2 --queues 1 --mode balance-xor --opt "$opt" \
 		--cores "$LANE_CPU" --poll busy "$@" >"$dir.env"
 	# shellcheck disable=SC1090
 	. "$dir.env"
 	TOPOS+=("$GW $PEER")
+	((mtu == 1500)) && return 0
+	# jumbo: the peer's ports and bridge (the appliance sets its members and
+	# bond0 itself; for the reference, set_ref_mtu does)
+	local p
+	for p in $PORTS br0; do
+		ip -n "$PEER" link set "$p" mtu "$mtu"
+	done
 }
 
-mkdir -p "$WORK/appl"
-topo_up "$WORK/appl"
-# the whole process on LANE_CPU, so nothing of it disturbs the generator's core
-start_bg "$WORK/appl/appliance.log" taskset -c "$LANE_CPU" ip netns exec "$GW" "$BIN" -c "$CONFIG"
-APID=$BG
-"$BATOPO" wait --socket "$SOCKET" || die "appliance did not come up: $(cat "$WORK/appl/appliance.log.err")"
-BIND=$(grep -o 'bind=[a-z-]*' "$WORK/appl/appliance.log.err" | sort -u | paste -sd, -)
-log "appliance up (pid $APID, $BIND)"
-for size in $SIZES; do
-	measure run_case "appl_h2m$size" "appliance host->members" "$size" "$PEER" p0,p1 "$GW" bond0 "$APID" appliance
+BINDS=()
+for mtu in $MTUS; do
+	d=$WORK/appl$mtu
+	mkdir -p "$d"
+	topo_up "$d" "$mtu"
+	# the whole process on LANE_CPU, so nothing of it disturbs the generator's core
+	start_bg "$d/appliance.log" taskset -c "$LANE_CPU" ip netns exec "$GW" "$BIN" -c "$CONFIG"
+	APID=$BG
+	"$BATOPO" wait --socket "$SOCKET" || die "appliance did not come up: $(cat "$d/appliance.log.err")"
+	b=$(grep -o 'bind=[a-z-]*\|multi_buffer=true' "$d/appliance.log.err" | sort -u | paste -sd, -)
+	BINDS+=("MTU $mtu: ${b:-?}")
+	log "appliance up at MTU $mtu (pid $APID, $b)"
+	for size in $(sizes_at "$mtu"); do
+		measure run_case "appl_h2m$size" "appliance host->members" "$size" "$PEER" p0,p1 "$GW" bond0 "$APID" appliance
+	done
+	for size in $(sizes_at "$mtu"); do
+		measure run_case "appl_m2h$size" "appliance members->host" "$size" "$GW" bond0 "$PEER" p0,p1 "$APID" appliance \
+			--dst-mac "$BOND_MAC" --dst-ip "$HOST_IP" --src-ip 198.19.0.0
+	done
+	kill -TERM "$APID"
+	wait_pid "$APID"
 done
-for size in $SIZES; do
-	measure run_case "appl_m2h$size" "appliance members->host" "$size" "$GW" bond0 "$PEER" p0,p1 "$APID" appliance \
-		--dst-mac "$BOND_MAC" --dst-ip "$HOST_IP" --src-ip 198.19.0.0
-done
-kill -TERM "$APID"
-wait_pid "$APID"
+BIND=$(IFS=';'; echo "${BINDS[*]}")
 
 # ---- 4. the C reference forwarder on the same topology ----
-mkdir -p "$WORK/ref"
-topo_up "$WORK/ref" --ref
-REF_LOG=$WORK/ref/xskfwd.log
-start_bg "$REF_LOG" ip netns exec "$GW" "$XSKFWD" -i bond0-dp -o "${MEMBERS// /,}" -c "$LANE_CPU" -r 1024 -b 64
-RPID=$BG
-wait_for "$WORK/ref/xskfwd.log.err" "forwarding"
-for size in $SIZES; do
-	measure run_case "ref_h2m$size" "reference (C) host->members" "$size" "$PEER" p0,p1 "$GW" bond0 "$RPID" ref
+# set_ref_mtu MTU: what the appliance does to its devices at that MTU
+set_ref_mtu() {
+	local d
+	for d in $MEMBERS bond0 bond0-dp; do
+		ip -n "$GW" link set "$d" mtu "$1"
+	done
+}
+for mtu in $MTUS; do
+	d=$WORK/ref$mtu
+	mkdir -p "$d"
+	topo_up "$d" "$mtu" --ref
+	sg=()
+	if ((mtu != 1500)); then
+		set_ref_mtu "$mtu"
+		sg=(--sg) # multi-buffer: XDP_USE_SG, xdp.frags, descriptor chains
+	fi
+	REF_LOG=$d/xskfwd.log
+	start_bg "$REF_LOG" ip netns exec "$GW" "$XSKFWD" -i bond0-dp -o "${MEMBERS// /,}" -c "$LANE_CPU" -r 1024 -b 64 "${sg[@]}"
+	RPID=$BG
+	wait_for "$d/xskfwd.log.err" "forwarding"
+	for size in $(sizes_at "$mtu"); do
+		measure run_case "ref_h2m$size" "reference (C) host->members" "$size" "$PEER" p0,p1 "$GW" bond0 "$RPID" ref
+	done
+	for size in $(sizes_at "$mtu"); do
+		measure run_case "ref_m2h$size" "reference (C) members->host" "$size" "$GW" bond0 "$PEER" p0,p1 "$RPID" ref \
+			--dst-mac "$BOND_MAC" --dst-ip "$HOST_IP" --src-ip 198.19.0.0
+	done
+	kill -TERM "$RPID"
+	wait_pid "$RPID"
 done
-for size in $SIZES; do
-	measure run_case "ref_m2h$size" "reference (C) members->host" "$size" "$GW" bond0 "$PEER" p0,p1 "$RPID" ref \
-		--dst-mac "$BOND_MAC" --dst-ip "$HOST_IP" --src-ip 198.19.0.0
-done
-kill -TERM "$RPID"
-wait_pid "$RPID"
 
 # ---- report ----
 echo
-echo "bond-appliance forwarding on veth (AF_XDP ${BIND:-copy mode}), ${SECS} s per run, $FLOWS flows, generator on CPU $GEN_CPU, lane on CPU $LANE_CPU, $(uname -r)"
-echo "offered = generator rate, delivered = sink rate (steady state), loss = frames not delivered, flow_ro = frames out of order within their flow,"
-echo "other_cpu = CPU time other processes on the machine used during the run (a clean run has ~0)"
+echo "bond-appliance forwarding on veth (AF_XDP ${BIND:-copy mode}; fast_path $FAST_PATH), ${SECS} s per run, $FLOWS flows, generator on CPU $GEN_CPU, lane on CPU $LANE_CPU, $(uname -r)"
+echo "offered = generator rate, delivered = sink rate (steady state), Gbit/s = delivered Mpps x size x 8 / 1000 (size with FCS; preamble and gap not counted),"
+echo "loss = frames not delivered, flow_ro = frames out of order within their flow,"
+echo "other_cpu = CPU time other processes on the machine used during the run (a clean run has ~0); sizes above 1518 at MTU 9000 (multi-buffer)"
 echo "generator: ${GEN_WHY:-$GEN_KIND}"
 if [[ $GEN_KIND == xsk ]]; then
 	echo "  (AF_XDP copy-mode TX: the kernel builds an skb per frame on the generator's CPU; compare 'generator alone' with the forwarders' delivered rates to see which side is the bottleneck)"
@@ -482,10 +550,10 @@ echo
 header
 printf '%s\n' "${ROWS[@]}"
 echo
-sum="perf=summary seconds=$SECS flows=$FLOWS gen=$GEN_KIND"
+sum="perf=summary seconds=$SECS flows=$FLOWS gen=$GEN_KIND fast_path=$FAST_PATH"
 ratios=()
 for size in $SIZES; do
-	sum+=" gen_${size}_mpps=${RES[gen$size]}"
+	sum+=" gen_${size}_mpps=${RES[gen$size]} gen_${size}_gbps=$(gbps "${RES[gen$size]}" "$size")"
 done
 sum+=" rxdrop_c_mpps=${RES[rxdrop_c]} rxdrop_go_mpps=${RES[rxdrop_go]} rxdrop_c_ns=${RES[rxdrop_c.ns]} rxdrop_go_ns=${RES[rxdrop_go.ns]}"
 for dir in h2m m2h; do
@@ -493,7 +561,7 @@ for dir in h2m m2h; do
 		a=${RES[appl_$dir$size]} r=${RES[ref_$dir$size]}
 		q=$(calc "($r > 0) ? $a / $r : 0" 3)
 		ratios+=("$q")
-		sum+=" appl_${dir}_${size}_mpps=$a ref_${dir}_${size}_mpps=$r ratio_${dir}_${size}=$q"
+		sum+=" appl_${dir}_${size}_mpps=$a appl_${dir}_${size}_gbps=$(gbps "$a" "$size") ref_${dir}_${size}_mpps=$r ref_${dir}_${size}_gbps=$(gbps "$r" "$size") ratio_${dir}_${size}=$q"
 	done
 done
 geo=$(printf '%s\n' "${ratios[@]}" | awk '$1 > 0 { s += log($1); n++ } END { printf "%.3f", n ? exp(s / n) : 0 }')

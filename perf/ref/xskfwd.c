@@ -21,10 +21,21 @@
 //     fill ring.
 // --rxdrop receives on "in" only and puts every frame back on the fill ring.
 //
+// --sg (or XSKFWD_SG=1 in the environment): multi-buffer, for MTUs above
+// what one 2048-byte UMEM frame holds (jumbo frames). The sockets are bound
+// with XDP_USE_SG (Linux >= 6.6) and the XDP programs loaded as xdp.frags
+// (BPF_F_XDP_HAS_FRAGS); a frame is then a chain of descriptors, every one
+// but the last marked XDP_PKT_CONTD. Chains move RX -> TX whole: all
+// fragments, in order, with their flags; the hash reads the first fragment;
+// a chain is never split across two TX reservations (what does not fit is
+// dropped whole, counted in drop_tx_full); a chain still incomplete at the
+// end of the RX ring stays there until its last fragment arrives, one
+// longer than MAX_FRAGS descriptors is dropped whole (drop_long).
+//
 // Build: make -C perf/ref   (cc -O2; needs only the Linux UAPI headers,
 // Debian package linux-libc-dev).
 //
-// Usage: xskfwd -i IN [-o OUT[,OUT...]] [--rxdrop] [-c CPU] [-q QUEUE]
+// Usage: xskfwd -i IN [-o OUT[,OUT...]] [--rxdrop] [--sg] [-c CPU] [-q QUEUE]
 //               [-b BATCH] [-r RING] [-s SECONDS] [--idle S] [-z] [-g]
 // Prints one summary line of metric=value pairs on stdout when it stops
 // (SIGINT/SIGTERM, -s, --idle), and a counters line on each SIGUSR1.
@@ -63,6 +74,17 @@
 #define XDP_MAX_TX_SKB_BUDGET 9 /* include/uapi/linux/if_xdp.h, Linux >= 6.16 */
 #endif
 #define FRAME_SIZE 2048
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4) /* include/uapi/linux/if_xdp.h, Linux >= 6.6 */
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0) /* xdp_desc.options: the frame continues in the next descriptor */
+#endif
+#ifndef BPF_F_XDP_HAS_FRAGS
+#define BPF_F_XDP_HAS_FRAGS (1U << 5)
+#endif
+/* longest chain handled: the kernel's copy mode makes at most 1 + MAX_SKB_FRAGS (17) */
+#define MAX_FRAGS 18
 
 struct ring {
 	uint32_t cached_prod, cached_cons, mask, size;
@@ -73,15 +95,17 @@ struct ring {
 };
 
 struct counters {
-	uint64_t rx, tx, drop_txfull, kicks;
+	uint64_t rx, tx, drop_txfull, drop_long, kicks;
+	uint64_t rx_descs, tx_descs; /* descriptors (= frames unless multi-buffer) */
 };
 
 struct sock {
 	const char *name;
 	int ifindex, fd, map_fd, prog_fd, link_fd;
 	struct ring rx, tx, fill, comp;
-	struct xdp_desc pend[MAX_BATCH * MAX_SOCKS];
+	struct xdp_desc pend[(MAX_BATCH + MAX_FRAGS) * MAX_SOCKS];
 	uint32_t npend;
+	uint32_t skip; /* dropping the rest of an over-long RX chain */
 	uint32_t tx_budget; /* frames the kernel sends per TX kick in copy mode */
 	struct counters c;
 };
@@ -92,6 +116,7 @@ static uint8_t *umem;
 static uint64_t *freestack;
 static uint32_t nfree, nframes;
 static volatile sig_atomic_t stop, dump;
+static int sg; /* multi-buffer: XDP_USE_SG, xdp.frags, descriptor chains */
 static uint64_t total_rx; /* written by the loop, read by the sampler */
 
 static void die(const char *what)
@@ -206,6 +231,7 @@ static void attach_prog(struct sock *s, int queue, int generic)
 	a.log_buf = (uint64_t)(uintptr_t)log;
 	a.log_size = sizeof(log);
 	a.log_level = 1;
+	a.prog_flags = sg ? BPF_F_XDP_HAS_FRAGS : 0;
 	memcpy(a.prog_name, "xskfwd", 7);
 	s->prog_fd = sys_bpf(BPF_PROG_LOAD, &a);
 	if (s->prog_fd < 0) {
@@ -283,10 +309,11 @@ static void open_sock(struct sock *s, int queue, uint32_t ring, uint32_t batch, 
 		sa.sxdp_flags = XDP_SHARED_UMEM;
 		sa.sxdp_shared_umem_fd = shared->fd;
 	} else {
-		sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zerocopy ? XDP_ZEROCOPY : XDP_COPY);
+		/* sockets sharing the UMEM inherit these flags (passing any is EINVAL) */
+		sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zerocopy ? XDP_ZEROCOPY : XDP_COPY) | (sg ? XDP_USE_SG : 0);
 	}
 	if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		die("bind AF_XDP");
+		die(sg && errno == EINVAL ? "bind AF_XDP with XDP_USE_SG (multi-buffer needs Linux >= 6.6)" : "bind AF_XDP");
 }
 
 /* ---- the loop ---- */
@@ -314,14 +341,30 @@ static inline uint32_t l34_hash(const uint8_t *f, uint32_t len)
 
 static inline void freeframe(uint64_t a) { freestack[nfree++] = a & ~(uint64_t)(FRAME_SIZE - 1); }
 
-static inline void enqueue(struct sock *to, struct sock *from, struct xdp_desc d)
+/* enqueue queues the frame ch[0..n) (one descriptor, or a chain whose
+ * descriptors but the last carry XDP_PKT_CONTD) for to's TX ring; when the
+ * pending buffer cannot take all of it, the whole frame is dropped */
+static inline void enqueue(struct sock *to, struct sock *from, const struct xdp_desc *ch, uint32_t n)
 {
-	if (to->npend == sizeof(to->pend) / sizeof(to->pend[0])) {
-		freeframe(d.addr);
+	if (to->npend + n > sizeof(to->pend) / sizeof(to->pend[0])) {
+		for (uint32_t i = 0; i < n; i++)
+			freeframe(ch[i].addr);
 		from->c.drop_txfull++;
 		return;
 	}
-	to->pend[to->npend++] = d;
+	for (uint32_t i = 0; i < n; i++)
+		to->pend[to->npend++] = ch[i];
+}
+
+/* chain_end: the end of the chain that starts at desc i of the RX ring
+ * (index of the descriptor after its last one), or 0 when it is not
+ * complete within the n descriptors from idx */
+static inline uint32_t chain_end(struct ring *rx, uint32_t idx, uint32_t i, uint32_t n)
+{
+	for (; i < n; i++)
+		if (!(desc_at(rx, idx + i)->options & XDP_PKT_CONTD))
+			return i + 1;
+	return 0;
 }
 
 static double now_s(void)
@@ -343,9 +386,12 @@ static void dump_counters(void)
 		rx_out += socks[s].c.rx;
 		tx_out += socks[s].c.tx;
 	}
-	printf("ref=xskfwd-counters t=%.6f rx_in=%llu tx_out=%llu rx_out=%llu tx_in=%llu tx_kick_s=%.6f\n", now_s(),
+	uint64_t drops = 0;
+	for (int s = 0; s < nsocks; s++)
+		drops += socks[s].c.drop_txfull + socks[s].c.drop_long;
+	printf("ref=xskfwd-counters t=%.6f rx_in=%llu tx_out=%llu rx_out=%llu tx_in=%llu drops=%llu tx_kick_s=%.6f\n", now_s(),
 	       (unsigned long long)socks[0].c.rx, (unsigned long long)tx_out, (unsigned long long)rx_out,
-	       (unsigned long long)socks[0].c.tx, kick_s);
+	       (unsigned long long)socks[0].c.tx, (unsigned long long)drops, kick_s);
 	fflush(stdout);
 }
 
@@ -360,34 +406,86 @@ static void loop(int rxdrop, uint32_t batch)
 		}
 		for (int s = 0; s < nsocks; s++) {
 			struct sock *k = &socks[s];
-			uint32_t idx, n = cons_peek(&k->rx, batch, &idx);
+			/* multi-buffer: room to complete the last chain begun within the batch */
+			uint32_t idx, n = cons_peek(&k->rx, sg ? batch + MAX_FRAGS : batch, &idx);
 			if (!n)
 				continue;
 			if (rxdrop) {
 				double t0 = now_s();
 				uint32_t fidx, f = prod_reserve(&k->fill, n, &fidx);
-				for (uint32_t i = 0; i < f; i++)
-					*addr_at(&k->fill, fidx + i) = desc_at(&k->rx, idx + i)->addr & ~(uint64_t)(FRAME_SIZE - 1);
+				uint32_t frames = 0;
+				for (uint32_t i = 0; i < f; i++) {
+					struct xdp_desc *d = desc_at(&k->rx, idx + i);
+					*addr_at(&k->fill, fidx + i) = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
+					frames += !(d->options & XDP_PKT_CONTD); /* a chain counts once */
+				}
 				prod_submit(&k->fill);
 				cons_release(&k->rx, f);
-				k->c.rx += f;
-				got += f;
+				k->c.rx += frames;
+				k->c.rx_descs += f;
+				got += frames;
 				polls++;
 				busy_s += now_s() - t0;
 				continue;
 			}
-			for (uint32_t i = 0; i < n; i++) {
-				struct xdp_desc d = *desc_at(&k->rx, idx + i);
-				if (s == 0) {
-					uint8_t *frame = umem + d.addr;
-					enqueue(&socks[1 + l34_hash(frame, d.len) % nout], k, d);
-				} else {
-					enqueue(&socks[0], k, d);
+			if (!sg) {
+				for (uint32_t i = 0; i < n; i++) {
+					struct xdp_desc d = *desc_at(&k->rx, idx + i);
+					if (s == 0) {
+						uint8_t *frame = umem + d.addr;
+						enqueue(&socks[1 + l34_hash(frame, d.len) % nout], k, &d, 1);
+					} else {
+						enqueue(&socks[0], k, &d, 1);
+					}
 				}
+				cons_release(&k->rx, n);
+				k->c.rx += n;
+				k->c.rx_descs += n;
+				got += n;
+				continue;
 			}
-			cons_release(&k->rx, n);
-			k->c.rx += n;
-			got += n;
+			/* multi-buffer: whole chains, the hash over the first fragment */
+			uint32_t i = 0, frames = 0;
+			for (; i < n && k->skip; i++) {
+				struct xdp_desc *d = desc_at(&k->rx, idx + i);
+				freeframe(d->addr);
+				if (!(d->options & XDP_PKT_CONTD))
+					k->skip = 0;
+			}
+			while (i < n && i < batch) {
+				uint32_t e = chain_end(&k->rx, idx, i, n);
+				if (!e) {
+					if (n - i >= MAX_FRAGS) {
+						/* longer than any chain we forward: drop it whole */
+						for (; i < n; i++)
+							freeframe(desc_at(&k->rx, idx + i)->addr);
+						k->skip = 1;
+						k->c.drop_long++;
+					}
+					break; /* else incomplete: it stays on the ring */
+				}
+				struct xdp_desc ch[MAX_FRAGS];
+				uint32_t m = e - i;
+				if (m > MAX_FRAGS) {
+					for (; i < e; i++)
+						freeframe(desc_at(&k->rx, idx + i)->addr);
+					k->c.drop_long++;
+					continue;
+				}
+				for (uint32_t j = 0; j < m; j++)
+					ch[j] = *desc_at(&k->rx, idx + i + j);
+				struct sock *to = &socks[0];
+				if (s == 0)
+					to = &socks[1 + l34_hash(umem + ch[0].addr, ch[0].len) % nout];
+				enqueue(to, k, ch, m);
+				frames++;
+				i = e;
+			}
+			if (i)
+				cons_release(&k->rx, i);
+			k->c.rx += frames;
+			k->c.rx_descs += i;
+			got += frames;
 		}
 		if (got)
 			__atomic_store_n(&total_rx, total_rx + got, __ATOMIC_RELAXED);
@@ -401,15 +499,27 @@ static void loop(int rxdrop, uint32_t batch)
 		for (int s = 0; s < nsocks; s++) {
 			struct sock *k = &socks[s];
 			if (k->npend) {
-				uint32_t idx, r = prod_reserve(&k->tx, k->npend, &idx);
-				for (uint32_t i = 0; i < r; i++)
+				/* never a part of a chain: what does not fit whole is dropped whole */
+				uint32_t r = prod_free(&k->tx, k->npend);
+				if (r >= k->npend)
+					r = k->npend;
+				else
+					while (r > 0 && (k->pend[r - 1].options & XDP_PKT_CONTD))
+						r--;
+				uint32_t idx, frames = 0;
+				r = prod_reserve(&k->tx, r, &idx);
+				for (uint32_t i = 0; i < r; i++) {
 					*desc_at(&k->tx, idx + i) = k->pend[i];
-				prod_submit(&k->tx);
+					frames += !(k->pend[i].options & XDP_PKT_CONTD);
+				}
+				if (r)
+					prod_submit(&k->tx);
 				for (uint32_t i = r; i < k->npend; i++) {
 					freeframe(k->pend[i].addr);
-					k->c.drop_txfull++;
+					k->c.drop_txfull += !(k->pend[i].options & XDP_PKT_CONTD);
 				}
-				k->c.tx += r;
+				k->c.tx += frames;
+				k->c.tx_descs += r;
 				k->npend = 0;
 			}
 			uint32_t out = k->tx.cached_prod - load_acq(k->tx.consumer);
@@ -533,8 +643,9 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: xskfwd -i IN [-o OUT[,OUT...]] [--rxdrop] [-c CPU] [-q QUEUE] [-b BATCH] [-r RING]\n"
-			"              [-s SECONDS] [--idle S] [-z (zero-copy)] [-g (generic XDP)]\n");
+	fprintf(stderr, "usage: xskfwd -i IN [-o OUT[,OUT...]] [--rxdrop] [--sg] [-c CPU] [-q QUEUE] [-b BATCH] [-r RING]\n"
+			"              [-s SECONDS] [--idle S] [-z (zero-copy)] [-g (generic XDP)]\n"
+			"  --sg (or XSKFWD_SG=1): multi-buffer (XDP_USE_SG, xdp.frags), for jumbo frames\n");
 	exit(2);
 }
 
@@ -544,7 +655,10 @@ int main(int argc, char **argv)
 	char *outs = NULL;
 	int cpu = -1, queue = 0, zerocopy = 0, generic = 0, rxdrop = 0;
 	uint32_t batch = 64, ring = 2048;
-	static struct option lo[] = {{"rxdrop", no_argument, 0, 'R'}, {"idle", required_argument, 0, 'I'}, {0, 0, 0, 0}};
+	static struct option lo[] = {{"rxdrop", no_argument, 0, 'R'}, {"idle", required_argument, 0, 'I'}, {"sg", no_argument, 0, 'S'},
+				     {0, 0, 0, 0}};
+	const char *env_sg = getenv("XSKFWD_SG");
+	sg = env_sg && *env_sg && strcmp(env_sg, "0") != 0;
 	int o;
 	while ((o = getopt_long(argc, argv, "i:o:c:q:b:r:s:zgh", lo, NULL)) != -1) {
 		switch (o) {
@@ -559,6 +673,7 @@ int main(int argc, char **argv)
 		case 'z': zerocopy = 1; break;
 		case 'g': generic = 1; break;
 		case 'R': rxdrop = 1; break;
+		case 'S': sg = 1; break;
 		default: usage();
 		}
 	}
@@ -618,8 +733,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "xskfwd: %s %s", rxdrop ? "rxdrop on" : "forwarding", in);
 	for (int s = 1; s < nsocks; s++)
 		fprintf(stderr, "%s%s", s == 1 ? " <-> " : ",", socks[s].name);
-	fprintf(stderr, ": %d sockets, %u frames%s, batch %u, ring %u, tx budget %u, cpu %d, bind=%s\n", nsocks, nframes,
-		huge ? " (hugepages)" : "", batch, ring, socks[0].tx_budget, cpu, zerocopy ? "zero-copy" : "copy");
+	fprintf(stderr, ": %d sockets, %u frames%s, batch %u, ring %u, tx budget %u, cpu %d, bind=%s%s\n", nsocks, nframes,
+		huge ? " (hugepages)" : "", batch, ring, socks[0].tx_budget, cpu, zerocopy ? "zero-copy" : "copy",
+		sg ? ",multi-buffer" : "");
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -638,8 +754,12 @@ int main(int argc, char **argv)
 	memset(&st0, 0, sizeof(st0));
 	getsockopt(socks[0].fd, SOL_XDP, XDP_STATISTICS, &st0, &sl);
 	uint64_t rx_in = socks[0].c.rx, tx_in = socks[0].c.tx, rx_out = 0, tx_out = 0, drops = 0, kicks = 0;
+	uint64_t drop_long = 0, rx_descs = 0, tx_descs = 0;
 	for (int s = 0; s < nsocks; s++) {
 		drops += socks[s].c.drop_txfull;
+		drop_long += socks[s].c.drop_long;
+		rx_descs += socks[s].c.rx_descs;
+		tx_descs += socks[s].c.tx_descs;
 		kicks += socks[s].c.kicks;
 		if (s) {
 			rx_out += socks[s].c.rx;
@@ -656,7 +776,10 @@ int main(int argc, char **argv)
 	       (unsigned long long)st0.rx_fill_ring_empty_descs);
 	for (int s = 1; s < nsocks; s++)
 		printf(" %s_tx=%llu", socks[s].name, (unsigned long long)socks[s].c.tx);
-	printf(" runq_wait_ms=%.1f", waited / 1e6);
+	printf(" runq_wait_ms=%.1f sg=%d", waited / 1e6, sg);
+	if (sg)
+		printf(" drop_long=%llu rx_descs=%llu tx_descs=%llu", (unsigned long long)drop_long,
+		       (unsigned long long)rx_descs, (unsigned long long)tx_descs);
 	if (!rxdrop)
 		printf(" tx_kick_s=%.3f tx_kick_share=%.3f", kick_s, smp.nactive ? kick_s / (smp.last - smp.first) : 0.0);
 	if (rxdrop && rx_in)

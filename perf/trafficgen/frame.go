@@ -47,10 +47,12 @@ const (
 	// Magic marks generated frames ("BAGN" read as a little-endian u32).
 	Magic = 0x4e474142
 
-	// MinSize and MaxSize bound Spec.Size (frame size on the wire, with FCS).
-	MinSize = 64
-	MaxSize = 3504 // a live-frames page holds at most ~3.5 KB of packet data
-	fcsLen  = 4
+	// MinSize and MaxJumboSize bound Spec.Size (frame size on the wire,
+	// with FCS); the live-frames generator takes at most MaxSize.
+	MinSize      = 64
+	MaxSize      = 3504 // a live-frames page holds at most ~3.5 KB of packet data
+	MaxJumboSize = 9018 // an MTU 9000 frame: 9000 + Ethernet header + FCS (the AF_XDP generator sends it as a multi-buffer chain)
+	fcsLen       = 4
 )
 
 // Spec describes the generated frames.
@@ -82,8 +84,8 @@ func DefaultSpec() Spec {
 
 // Validate checks the spec.
 func (s *Spec) Validate() error {
-	if s.Size < MinSize || s.Size > MaxSize {
-		return fmt.Errorf("size %d: must be %d..%d (frame size with FCS)", s.Size, MinSize, MaxSize)
+	if s.Size < MinSize || s.Size > MaxJumboSize {
+		return fmt.Errorf("size %d: must be %d..%d (frame size with FCS; live frames up to %d)", s.Size, MinSize, MaxJumboSize, MaxSize)
 	}
 	if s.Flows < 1 || s.Flows > 65536 {
 		return fmt.Errorf("flows %d: must be 1..65536", s.Flows)

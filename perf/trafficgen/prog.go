@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // XDP return codes.
@@ -60,6 +61,9 @@ const rateShift = 8
 func NewGen(spec Spec, ifindexes []int, opts GenOptions) (*Gen, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
+	}
+	if spec.Size > MaxSize {
+		return nil, fmt.Errorf("size %d: live frames take at most %d bytes (larger frames: the AF_XDP generator)", spec.Size, MaxSize)
 	}
 	if len(ifindexes) < 1 || len(ifindexes) > MaxDevices {
 		return nil, fmt.Errorf("1..%d target devices, got %d", MaxDevices, len(ifindexes))
@@ -286,7 +290,11 @@ func NewSinkOpts(pass, passSlow bool) (*Sink, error) {
 	if pass {
 		verdict = 2
 	}
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bagen_sink", Type: ebpf.XDP, Instructions: sinkInsns(m.FD(), fm.FD(), verdict, passSlow), License: "GPL"})
+	// xdp.frags: a sink on a device with a jumbo MTU (veth refuses a
+	// program that is not multi-buffer aware there) sees the headers and
+	// the tag in the first fragment and counts the whole frame's bytes
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bagen_sink", Type: ebpf.XDP, Instructions: sinkInsns(m.FD(), fm.FD(), verdict, passSlow),
+		License: "GPL", Flags: unix.BPF_F_XDP_HAS_FRAGS})
 	if err != nil {
 		m.Close()
 		fm.Close()
@@ -315,14 +323,17 @@ func sinkInsns(mapFD, flowFD int, verdict int32, passSlow bool) asm.Instructions
 		}
 	}
 	head := asm.Instructions{
+		// the frame's length with every fragment (multi-buffer)
+		asm.Mov.Reg(rData, asm.R1),
+		asm.FnXdpGetBuffLen.Call(),
+		asm.Mov.Reg(rLen, asm.R0),
+		asm.Mov.Reg(asm.R1, rData),
 		asm.LoadMem(rData, asm.R1, mdData, asm.Word),
 		asm.LoadMem(rEnd, asm.R1, mdDataEnd, asm.Word),
 	}
 	head = append(head, slow...)
 	return append(head, asm.Instructions{
-		asm.Mov.Reg(rLen, rEnd).WithSymbol("count"),
-		asm.Sub.Reg(rLen, rData),
-		asm.Mov.Imm(rGen, 0),
+		asm.Mov.Imm(rGen, 0).WithSymbol("count"),
 		asm.StoreImm(asm.R10, -4, OtherSlot, asm.Word),
 		asm.Mov.Reg(asm.R2, rData),
 		asm.Add.Imm(asm.R2, TagEnd),

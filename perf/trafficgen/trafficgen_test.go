@@ -133,6 +133,59 @@ func TestSinkProgram(t *testing.T) {
 	}
 }
 
+// A jumbo frame arrives as a multi-buffer xdp_buff (the sink is xdp.frags):
+// the tag is found in the first fragment and the bytes are the whole
+// frame's. BPF_PROG_RUN builds fragments from input longer than a page.
+func TestSinkProgramMultiBuffer(t *testing.T) {
+	needRoot(t)
+	sk, err := NewSink(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	var want uint64
+	for i, size := range []int{1500, 4200, 9000, MaxJumboSize} {
+		s := DefaultSpec()
+		s.Size = size
+		f := s.Template()
+		s.Apply(f, uint64(i), 3)
+		ret, err := sk.Prog.Run(&ebpf.RunOptions{Data: f})
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if ret != 1 {
+			t.Fatalf("size %d: verdict %d", size, ret)
+		}
+		want += uint64(len(f))
+	}
+	tot, err := sk.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Packets != 4 || tot.Gen != 4 || tot.Bytes != want || tot.Span() != 4 || tot.Reorder != 0 {
+		t.Fatalf("totals %+v span %d, want 4 tagged frames, %d bytes", tot, tot.Span(), want)
+	}
+}
+
+func TestSpecValidateSize(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{63, false}, {64, true}, {1518, true}, {MaxSize, true}, {9000, true}, {MaxJumboSize, true}, {MaxJumboSize + 1, false}} {
+		s := DefaultSpec()
+		s.Size = tc.size
+		if err := s.Validate(); (err == nil) != tc.ok {
+			t.Errorf("size %d: err %v, want ok=%v", tc.size, err, tc.ok)
+		}
+	}
+	// the live-frames generator stops at MaxSize
+	s := DefaultSpec()
+	s.Size = MaxSize + 1
+	if _, err := NewGen(s, []int{1}, GenOptions{}); err == nil {
+		t.Errorf("NewGen accepted size %d", s.Size)
+	}
+}
+
 // The limit stops the sequence; the rate limiter skips invocations that come
 // too early (XDP_DROP) without using a sequence number.
 func TestGenLimits(t *testing.T) {

@@ -23,7 +23,7 @@ func cmdGen(args []string) error {
 	def := trafficgen.DefaultSpec()
 	devs := fs.String("dev", "", "target device(s), comma-separated; flow f goes to device f % n (required)")
 	ns := fs.String("netns", "", "network namespace of the devices (name under /run/netns or a path)")
-	size := fs.Int("size", def.Size, "frame size on the wire including FCS (the buffer is size-4 bytes), like pktgen's pkt_size")
+	size := fs.Int("size", def.Size, "frame size on the wire including FCS (the buffer is size-4 bytes), like pktgen's pkt_size; live frames up to 3504, xsk up to 9018 (multi-buffer chains of 4096-byte fragments above 4096)")
 	flows := fs.Int("flows", def.Flows, "number of flows (UDP source port and source address low 16 bits), 1..65536")
 	rate := fs.Float64("rate", 0, "frames per second over all CPUs, 0 = as fast as possible (live: paced inside the XDP program; xsk: in user space)")
 	secs := fs.Float64("seconds", 5, "duration")
@@ -102,6 +102,18 @@ func cmdGen(args []string) error {
 	nw := len(cpuList)
 	if err := spec.Validate(); err != nil {
 		return err
+	}
+	if spec.Size > trafficgen.MaxSize {
+		switch *mode {
+		case modeLive:
+			return fmt.Errorf("--size %d: live frames take at most %d bytes; --mode xsk or auto sends larger frames (multi-buffer above one UMEM frame)", spec.Size, trafficgen.MaxSize)
+		case modeAuto:
+			*mode = modeXSK
+			why = fmt.Sprintf("--size %d is above the live-frames maximum %d", spec.Size, trafficgen.MaxSize)
+			if !batchSet {
+				*batch = 256
+			}
+		}
 	}
 	kind := *mode
 	switch kind {

@@ -55,8 +55,10 @@ type xskPort struct {
 // the same queue) and counters.
 type xskGen struct {
 	ports    []*xskPort
-	frameLen uint32
-	batch    uint32
+	frameLen uint32 // whole frame
+	frags    uint32 // descriptors per frame: 1, or a multi-buffer chain
+	chunk    uint32 // UMEM frame size: every fragment but the last is this long
+	batch    uint32 // frames (not descriptors) per device per round
 	cpu      uint32 // the CPU number written into the tag
 	stamp    trafficgen.Stamper
 	flows    uint64
@@ -65,16 +67,36 @@ type xskGen struct {
 	txBudget uint32
 }
 
+// xskChunk is the UMEM frame size for frames of n bytes: 2048, 4096 up to
+// 4096 bytes and above (multi-buffer chains of 4096-byte fragments).
+func xskChunk(n int) uint32 {
+	if n <= 2048 {
+		return 2048
+	}
+	return 4096
+}
+
+// fragLen is the length of fragment i of a frame of n bytes cut into
+// chunk-sized fragments (every one full but the last).
+func fragLen(n, chunk, i uint32) uint32 {
+	return min(chunk, n-i*chunk)
+}
+
 // openXSKGen opens one copy-mode AF_XDP socket per device on queue, with
-// a UMEM of 2×ring frames each holding the template, and asks the kernel
-// to send batch frames per sendto (XDP_MAX_TX_SKB_BUDGET).
+// a UMEM of 2×ring frames each holding the template (its first UMEM frame's
+// worth), and asks the kernel to send batch frames per sendto
+// (XDP_MAX_TX_SKB_BUDGET, in descriptors). A frame longer than a UMEM frame
+// (jumbo) goes out as a multi-buffer chain: the socket is bound with
+// XDP_USE_SG, the first fragment carries the headers and the tag, the
+// others only payload (UDP without checksum: their bytes do not matter).
 func openXSKGen(names []string, ifindexes []int, queue int, spec trafficgen.Spec, ring, batch uint32, cpu uint32) (*xskGen, error) {
 	tmpl := spec.Template()
-	fsz := uint32(2048)
-	if len(tmpl) > 2048 {
-		fsz = 4096
+	fsz := xskChunk(len(tmpl))
+	frags := (uint32(len(tmpl)) + fsz - 1) / fsz
+	if frags*batch > ring {
+		return nil, fmt.Errorf("--batch %d: %d-byte frames take %d descriptors each, a batch must fit the ring (%d descriptors): at most %d", batch, len(tmpl)+4, frags, ring, ring/frags)
 	}
-	g := &xskGen{frameLen: uint32(len(tmpl)), batch: batch, cpu: cpu, stamp: spec.Stamper(), flows: uint64(spec.Flows)}
+	g := &xskGen{frameLen: uint32(len(tmpl)), frags: frags, chunk: fsz, batch: batch, cpu: cpu, stamp: spec.Stamper(), flows: uint64(spec.Flows)}
 	for i, ifx := range ifindexes {
 		u, err := umem.New(umem.Config{NumFrames: 2 * ring, FrameSize: fsz, HugePages: true})
 		if err != nil {
@@ -83,9 +105,9 @@ func openXSKGen(names []string, ifindexes []int, queue int, spec trafficgen.Spec
 		}
 		mem := u.Mem()
 		for off := 0; off+int(fsz) <= len(mem); off += int(fsz) {
-			copy(mem[off:], tmpl)
+			copy(mem[off:off+int(fsz)], tmpl)
 		}
-		s, err := xsk.Open(u, ifx, queue, xsk.Options{RingSize: ring, Bind: xsk.BindCopy, TxBudget: batch}, nil)
+		s, err := xsk.Open(u, ifx, queue, xsk.Options{RingSize: ring, Bind: xsk.BindCopy, TxBudget: batch * frags, SG: frags > 1}, nil)
 		if err != nil {
 			u.Close()
 			g.close()
@@ -133,9 +155,10 @@ func (g *xskGen) run(stop *atomic.Bool, lim xskLimits) error {
 		if i&63 == 0 && !lim.deadline.IsZero() && time.Now().After(lim.deadline) {
 			return nil
 		}
+		k := g.frags
 		for d, p := range g.ports {
 			p.reclaim()
-			avail[d] = min(p.s.TX.Free(), uint32(p.u.Available()), g.batch)
+			avail[d] = min(p.s.TX.Free()/k, uint32(p.u.Available())/k, g.batch)
 		}
 		want := uint64(g.batch) * uint64(n)
 		if lim.count > 0 {
@@ -155,23 +178,36 @@ func (g *xskGen) run(stop *atomic.Bool, lim xskLimits) error {
 				if counts[d] == 0 {
 					continue
 				}
-				p.idx, _ = p.s.TX.Reserve(counts[d]) // Free said there is room
-				p.u.AllocBatch(p.addrs[:counts[d]])
+				// whole chains only: Free and Available said there is room
+				p.idx, _ = p.s.TX.Reserve(counts[d] * k)
+				p.u.AllocBatch(p.addrs[:counts[d]*k])
 				used[d] = 0
 			}
 			for j := uint64(0); j < t; j++ {
 				sq := seq + j
 				d := ((sq % g.flows) % uint64(n))
 				p := g.ports[d]
-				k := used[d]
-				a := p.addrs[k]
-				g.stamp.Stamp(p.u.Frame(a, g.frameLen), sq, g.cpu)
-				p.s.TX.Set(p.idx+k, rings.Desc{Addr: a, Len: g.frameLen})
-				used[d] = k + 1
+				u := used[d]
+				if k == 1 {
+					a := p.addrs[u]
+					g.stamp.Stamp(p.u.Frame(a, g.frameLen), sq, g.cpu)
+					p.s.TX.Set(p.idx+u, rings.Desc{Addr: a, Len: g.frameLen})
+				} else {
+					// a chain: every descriptor but the last marked Contd
+					g.stamp.Stamp(p.u.Frame(p.addrs[u], g.chunk), sq, g.cpu)
+					for f := uint32(0); f < k; f++ {
+						opt := uint32(rings.Contd)
+						if f == k-1 {
+							opt = 0
+						}
+						p.s.TX.Set(p.idx+u+f, rings.Desc{Addr: p.addrs[u+f], Len: fragLen(g.frameLen, g.chunk, f), Options: opt})
+					}
+				}
+				used[d] = u + k
 			}
 			for d, p := range g.ports {
 				if counts[d] > 0 {
-					p.s.TX.Submit(counts[d])
+					p.s.TX.Submit(counts[d] * k)
 				}
 			}
 			seq += t
@@ -203,7 +239,7 @@ func (p *xskPort) reclaim() {
 
 // drain waits (at most d) until the kernel has taken everything off the TX
 // rings, kicking them, and takes what it did not take off the sent count
-// (those frames never left).
+// (those frames never left; a chain's descriptors count as one frame).
 func (g *xskGen) drain(d time.Duration) {
 	end := time.Now().Add(d)
 	for {
@@ -216,7 +252,7 @@ func (g *xskGen) drain(d time.Duration) {
 			p.reclaim()
 		}
 		if left == 0 || time.Now().After(end) {
-			g.sent.Add(-uint64(left))
+			g.sent.Add(-uint64((left + g.frags - 1) / g.frags))
 			return
 		}
 	}
