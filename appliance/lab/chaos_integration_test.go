@@ -420,6 +420,7 @@ func chaosMode(t *testing.T, bin, mode string, o chaosOptions) {
 		r.mute.Close()
 	}
 	os.RemoveAll(p.Dir)
+	os.RemoveAll(filepath.Dir(r.sock)) // the first instance's: socket and journal
 	log := p.Log()
 	all := strings.Join(append(r.oldLogs, log), "\n")
 
@@ -802,7 +803,11 @@ func (r *chaosRun) killRestart() {
 		}
 		r.mu.Unlock()
 	}
-	os.RemoveAll(p.Dir)
+	if p.Dir != filepath.Dir(r.sock) {
+		// (the first instance's directory holds the control socket and
+		// the undo journal every later instance uses: it stays)
+		os.RemoveAll(p.Dir)
+	}
 }
 
 func firstLine(s, sub string) string {
