@@ -249,12 +249,10 @@ func (c *ctl) run() {
 	a := c.a
 	defer close(a.loopEnd)
 	defer c.failOps(errors.New("the appliance is shutting down"))
-	updates := make(chan netlink.LinkUpdate, 256)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribe(updates, done); err != nil {
-		a.log.Warn("netlink link events unavailable, polling only", "err", err)
-	}
+	updates, done := c.subscribeLinks()
+	defer func() { close(done) }()
+	resubscribe := time.NewTimer(time.Hour)
+	resubscribe.Stop()
 	tick := time.NewTicker(tickPeriod)
 	defer tick.Stop()
 	lacpTick := time.NewTicker(lacpPeriod)
@@ -271,9 +269,24 @@ func (c *ctl) run() {
 		case fn := <-a.results:
 			what, t0 = "worker or prober result", time.Now()
 			fn(c)
-		case u := <-updates:
+		case u, ok := <-updates:
 			what, t0 = "link event", time.Now()
+			if !ok {
+				// the kernel dropped events (its socket buffer overflowed
+				// in an event storm) and the subscription ended: poll
+				// every member now, and subscribe again shortly
+				a.log.Warn("netlink link events lost; polling every member and subscribing again")
+				updates = nil
+				c.pollAll()
+				resubscribe.Reset(100 * time.Millisecond)
+				continue
+			}
 			c.onLinkUpdate(u)
+		case <-resubscribe.C:
+			what, t0 = "link events subscription", time.Now()
+			close(done)
+			updates, done = c.subscribeLinks()
+			c.pollAll() // what changed while no events came
 		case now := <-lacpTick.C:
 			what, t0 = "LACP tick", now
 			c.drainCtrl(now)
@@ -470,7 +483,37 @@ func (c *ctl) observe(b *bondRT, now time.Time, ms []memberProbe) {
 	}
 }
 
+// subscribeLinks subscribes to the kernel's link events (with a large
+// socket buffer: carrier storms come in bursts). A nil channel (polling
+// only) when the kernel refuses.
+func (c *ctl) subscribeLinks() (chan netlink.LinkUpdate, chan struct{}) {
+	updates := make(chan netlink.LinkUpdate, 1024)
+	done := make(chan struct{})
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ReceiveBufferSize: 4 << 20, ReceiveBufferForceSize: true,
+		ErrorCallback: func(err error) { c.a.log.Warn("netlink link events", "err", err) },
+	})
+	if err != nil {
+		c.a.log.Warn("netlink link events unavailable, polling only", "err", err)
+		return nil, done
+	}
+	return updates, done
+}
+
+// pollAll has every bond's members polled at the next tick.
+func (c *ctl) pollAll() {
+	for _, b := range c.bonds {
+		b.lastPoll = time.Time{}
+		if b.sm.Miimon() == 0 && !b.removed {
+			c.pollBond(b, b.sm.UseCarrier()) // no periodic poll: once now
+		}
+	}
+}
+
 func (c *ctl) onLinkUpdate(u netlink.LinkUpdate) {
+	if u.Link == nil || u.Attrs() == nil {
+		return
+	}
 	idx := int(u.Attrs().Index)
 	carrier := u.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
 	now := time.Now()

@@ -19,6 +19,7 @@ import (
 	"github.com/bond-appliance/bond-appliance/appliance/xsk"
 	"github.com/bond-appliance/bond-appliance/lacp"
 	"github.com/bond-appliance/bond-appliance/umem"
+	"github.com/vishvananda/netlink"
 )
 
 // The control plane's concurrency, without devices: an Appliance whose
@@ -315,5 +316,21 @@ func TestLoopBadRequests(t *testing.T) {
 		if resp.OK || !strings.Contains(resp.Error, tc.want) {
 			t.Errorf("%q: got %+v, want an error with %q", tc.req, resp, tc.want)
 		}
+	}
+}
+
+// A link update without a link (what a closed events channel yields) is
+// ignored, never dereferenced (it panicked the control loop in a soak when
+// the kernel dropped events and the subscription ended).
+func TestLoopEmptyLinkUpdate(t *testing.T) {
+	a := testAppliance(t, testBond(t, "bond0", "802.3ad", "ba0", "ba1"))
+	if err := a.do(func(c *ctl) {
+		c.onLinkUpdate(netlink.LinkUpdate{})
+		c.pollAll()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Status(""); err != nil {
+		t.Fatalf("control loop gone after an empty link update: %v", err)
 	}
 }
