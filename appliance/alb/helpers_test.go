@@ -14,8 +14,6 @@ func mac(n int) MAC { return MAC{0x02, 0, 0, 0, byte(n >> 8), byte(n)} }
 
 func ip4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
-func ip6(s string) [16]byte { return netip.MustParseAddr(s).As16() }
-
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
 func eth(dst, src MAC, etype uint16) []byte {
@@ -39,24 +37,6 @@ func ipv4(dst, src MAC, sip, dip string, proto byte, payload int) []byte {
 	s, d := ip4(sip), ip4(dip)
 	copy(h[12:], s[:])
 	copy(h[16:], d[:])
-	return append(b, h...)
-}
-
-// ipv6 builds an IPv6 frame; icmpType >= 0 adds an ICMPv6 header.
-func ipv6(dst, src MAC, sip, dip string, icmpType int) []byte {
-	b := eth(dst, src, ethPIPv6)
-	h := make([]byte, 40)
-	h[0] = 0x60
-	h[6] = 17
-	if icmpType >= 0 {
-		h[6] = ipprotoICMPv6
-		h = append(h, byte(icmpType), 0, 0, 0, 0, 0, 0, 0)
-	} else {
-		h = append(h, make([]byte, 8)...)
-	}
-	s, d := ip6(sip), ip6(dip)
-	copy(h[8:], s[:])
-	copy(h[24:], d[:])
 	return append(b, h...)
 }
 
