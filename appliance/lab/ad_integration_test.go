@@ -69,17 +69,7 @@ func setupAD(t *testing.T, n int, o OVSOptions, opts map[string]string) *adEnv {
 	for k, v := range opts {
 		spec.Options[k] = v
 	}
-	p, err := topo.Start(ctx, applianceBin, topo.Config(spec, "@SOCKET@"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.proc = p
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("appliance status:\n%s\nlog:\n%s", p.StatusJSON(), p.Log())
-		}
-		p.Stop()
-	})
+	e.start(spec)
 	return &adEnv{env: e, ovs: ovs}
 }
 

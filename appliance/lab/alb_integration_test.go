@@ -23,17 +23,7 @@ func setupHosts(t *testing.T, members, hosts int, spec BondSpec) *env {
 		Sh(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
 	}
 	e := &env{t: t, ctx: ctx, topo: topo}
-	p, err := topo.Start(ctx, applianceBin, topo.Config(spec, "@SOCKET@"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.proc = p
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("appliance status:\n%s\nlog:\n%s", p.StatusJSON(), p.Log())
-		}
-		p.Stop()
-	})
+	e.start(spec)
 	if _, err := topo.InGW(ctx, "ip", "addr", "add", HostIP+Prefix, "dev", BondName); err != nil {
 		t.Fatal(err)
 	}

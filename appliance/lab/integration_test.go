@@ -103,19 +103,26 @@ func setupIP(t *testing.T, n int, spec BondSpec, ipv6 bool) *env {
 	}
 	e := &env{t: t, ctx: ctx, topo: topo}
 	if spec.Mode != "" {
-		p, err := topo.Start(ctx, applianceBin, topo.Config(spec, "@SOCKET@"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.proc = p
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("appliance log:\n%s", p.Log())
-			}
-			p.Stop()
-		})
+		e.start(spec)
 	}
 	return e
+}
+
+// start runs the appliance with spec on the env's topology; it stops at
+// the test's end, showing its status and log when the test failed.
+func (e *env) start(spec BondSpec) {
+	e.t.Helper()
+	p, err := e.topo.Start(e.ctx, applianceBin, e.topo.Config(spec, "@SOCKET@"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.proc = p
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			e.t.Logf("appliance status:\n%s\nlog:\n%s", p.StatusJSON(), p.Log())
+		}
+		p.Stop()
+	})
 }
 
 func (e *env) status() appliance.BondStatus {

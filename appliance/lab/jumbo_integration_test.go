@@ -49,17 +49,7 @@ func setupJumbo(t *testing.T, members, hosts int, spec BondSpec) *env {
 	}
 	spec.Options["mtu"] = mtu
 	e := &env{t: t, ctx: ctx, topo: topo}
-	p, err := topo.Start(ctx, applianceBin, topo.Config(spec, "@SOCKET@"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.proc = p
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("appliance status:\n%s\nlog:\n%s", p.StatusJSON(), p.Log())
-		}
-		p.Stop()
-	})
+	e.start(spec)
 	mustSh(t, ctx, "ip", "-n", topo.GW, "addr", "add", HostIP+Prefix, "dev", BondName)
 	return e
 }

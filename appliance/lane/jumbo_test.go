@@ -397,15 +397,5 @@ func BenchmarkLaneXORJumbo(b *testing.B) {
 	for i := range frames {
 		frames[i] = jumboFrame(uint16(i), 80, uint32(i), 9018)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	total := 0
-	for total < b.N {
-		total += r.host.Deliver(frames...)
-		r.lane.Step()
-		for _, m := range r.members {
-			m.DrainTX()
-		}
-	}
-	b.ReportMetric(float64(total)/b.Elapsed().Seconds()/1e6, "Mpps")
+	runForward(b, r, frames)
 }
