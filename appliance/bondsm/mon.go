@@ -104,10 +104,21 @@ func (b *Bond) rebuildMonitor(c config.Bond) error {
 }
 
 func (b *Bond) swapMonitor(ms *monState) {
+	// peer notifications still due after a failover (gratuitous ARPs, NAs,
+	// IGMP reports) are not lost with the old notifier: a runtime change
+	// right after a failover would leave the switch sending to the old
+	// active slave
+	pending := false
+	if b.mon != nil && b.mon.notif != nil {
+		_, pending = b.mon.notif.Next()
+	}
 	if ms != nil && b.mon != nil {
 		ms.sent, ms.notified, ms.txDrops = b.mon.sent, b.mon.notified, b.mon.txDrops
 	}
 	b.mon = ms
+	if pending && b.active >= 0 {
+		b.monFailover(b.active)
+	}
 	if ms != nil && ms.mon != nil {
 		for _, m := range b.members {
 			ms.mon.SetLink(m.idx, m.carrier && !m.removed)

@@ -361,3 +361,28 @@ func TestReconfigure(t *testing.T) {
 		}
 	}
 }
+
+// A runtime change that rebuilds the notifier right after a failover (a
+// set storm changing primary) does not cancel the failover's gratuitous
+// ARPs: the switch would keep sending to the old active slave.
+func TestPeerNotificationSurvivesRebuild(t *testing.T) {
+	b, _ := newBond(t, parseBond(t, "active-backup", 2, "num_grat_arp: 2"))
+	b.HostAddrs(at(0), []monitor.Addr{{Prefix: netip.MustParsePrefix("10.0.0.2/24")}})
+	b.Link(at(5), 0, false)
+	c := b.Config()
+	c.Primary = "eth1" // rebuilds the monitor and the notifier
+	if _, err := b.Reconfigure(at(6), c); err != nil {
+		t.Fatal(err)
+	}
+	garps := 0
+	for ms := 10; ms < 1000; ms += 10 {
+		for _, f := range b.Tick(at(ms), TickInput{}).Frames {
+			if a, err := monitor.ParseARP(f.Data); err == nil && f.Member == 1 && a.SenderIP == a.TargetIP {
+				garps++
+			}
+		}
+	}
+	if garps == 0 {
+		t.Fatal("no gratuitous ARP after a failover followed by a runtime change")
+	}
+}
