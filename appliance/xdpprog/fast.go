@@ -51,10 +51,17 @@ type FastCfg struct {
 	TXMember [FastMaxMembers]uint8
 }
 
+// FastIfTC is set in FastIf.Member of a member whose TC ingress program
+// (TCMember) is attached: its XDP program then passes the frames the bond
+// delivers to the kernel stack, where the TC program redirects them (as
+// skbs, after GRO) to the bond's device, instead of redirecting them to
+// the host veth's appliance end through the DEVMAP.
+const FastIfTC = 1 << 16
+
 // FastIf says which bond (and member) a device serves.
 type FastIf struct {
 	Bond   uint32
-	Member uint32 // FastHostMember for the host veth's appliance end
+	Member uint32 // member index | FastIfTC; FastHostMember for a host veth end
 }
 
 // FastCounters are one member's fast-path counters (per CPU in the map).
@@ -77,6 +84,11 @@ type FastMaps struct {
 	Host *ebpf.Map // bond index → host veth appliance end (DEVMAP_HASH)
 	TX   *ebpf.Map // FastTXKey → member ifindex (DEVMAP_HASH)
 	Cnt  *ebpf.Map // FastKey → FastCounters per CPU
+	// HostIf and TXIf hold the same devices as Host and TX as plain
+	// ifindexes, for the TC programs (bpf_redirect takes an ifindex; a
+	// DEVMAP serves XDP redirects only).
+	HostIf *ebpf.Map // bond index → host veth's host end (the bond's device)
+	TXIf   *ebpf.Map // FastTXKey → member ifindex
 	// dbg, in tests only, receives the transmit slot + 1 the host program
 	// chose (0 when it handed the frame to the lane).
 	dbg *ebpf.Map
@@ -94,6 +106,8 @@ func NewFastMaps() (*FastMaps, error) {
 		{&f.Host, ebpf.MapSpec{Name: "fp_host", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}},
 		{&f.TX, ebpf.MapSpec{Name: "fp_tx", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: 16384}},
 		{&f.Cnt, ebpf.MapSpec{Name: "fp_cnt", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 40, MaxEntries: 4096}},
+		{&f.HostIf, ebpf.MapSpec{Name: "fp_hostif", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}},
+		{&f.TXIf, ebpf.MapSpec{Name: "fp_txif", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 16384}},
 	}
 	for _, s := range specs {
 		m, err := ebpf.NewMap(&s.spec)
@@ -109,7 +123,7 @@ func NewFastMaps() (*FastMaps, error) {
 // Close releases the maps.
 func (f *FastMaps) Close() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{f.Ifs, f.Cfg, f.Host, f.TX, f.Cnt, f.dbg} {
+	for _, m := range []*ebpf.Map{f.Ifs, f.Cfg, f.Host, f.TX, f.Cnt, f.HostIf, f.TXIf, f.dbg} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -168,12 +182,13 @@ func incMem(dst asm.Register, off int16) asm.Instructions {
 	}
 }
 
-// lookupIf looks the device the frame came in on up: on success r7 is the
-// bond, r9 the member, and the stack holds the bond (fp-8) and the
-// counters' key (fp-12). r6 is the context.
-func (f *FastMaps) lookupIf(lane string) asm.Instructions {
+// lookupIf looks the device whose ifindex is at ctx+ifOff up: on success
+// r7 is the bond, r9 the member index, and the stack holds the bond
+// (fp-8), the counters' key (fp-12) and FastIf.Member as stored, with its
+// flags (fp-16). r6 is the context.
+func (f *FastMaps) lookupIf(ifOff int16, lane string) asm.Instructions {
 	return asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R6, xdpMDIngressIfindex, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, ifOff, asm.Word),
 		asm.StoreMem(asm.RFP, -4, asm.R2, asm.Word),
 		asm.LoadMapPtr(asm.R1, f.Ifs.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -182,6 +197,8 @@ func (f *FastMaps) lookupIf(lane string) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, lane),
 		asm.LoadMem(asm.R7, asm.R0, 0, asm.Word),
 		asm.LoadMem(asm.R9, asm.R0, 4, asm.Word),
+		asm.StoreMem(asm.RFP, -16, asm.R9, asm.Word),
+		asm.And.Imm(asm.R9, 0xffff),
 		asm.StoreMem(asm.RFP, -8, asm.R7, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R7),
 		asm.LSh.Imm(asm.R1, 8),
@@ -239,7 +256,7 @@ func (f *FastMaps) memberInsns(xsk *ebpf.Map, passSlow bool) asm.Instructions {
 		asm.Mov.Reg(asm.R8, asm.R3).WithSymbol("fast"),
 		asm.Sub.Reg(asm.R8, asm.R2),
 	)
-	insns = append(insns, f.lookupIf("lane")...)
+	insns = append(insns, f.lookupIf(xdpMDIngressIfindex, "lane")...)
 	insns = append(insns, f.lookupCfg("lane")...)
 	insns = append(insns,
 		asm.LoadMem(asm.R1, asm.R0, cfgFlags, asm.Word),
@@ -250,8 +267,17 @@ func (f *FastMaps) memberInsns(xsk *ebpf.Map, passSlow bool) asm.Instructions {
 		asm.RSh.Reg(asm.R1, asm.R9),
 		asm.And.Imm(asm.R1, 1),
 		asm.Mov.Reg(asm.R9, asm.R1), // r9: deliver
+		// delivered through the member's TC program: pass (it counts)
+		asm.JEq.Imm(asm.R9, 0, "count"),
+		asm.LoadMem(asm.R1, asm.RFP, -16, asm.Word),
+		asm.And.Imm(asm.R1, FastIfTC),
+		asm.JEq.Imm(asm.R1, 0, "count"),
+		asm.Mov.Imm(asm.R0, xdpPass),
+		asm.Return(),
 	)
-	insns = append(insns, f.lookupCnt("counted")...)
+	cnt := f.lookupCnt("counted")
+	cnt[0] = cnt[0].WithSymbol("count")
+	insns = append(insns, cnt...)
 	insns = append(insns, asm.JEq.Imm(asm.R9, 0, "count_drop"))
 	insns = append(insns, incMem(asm.R0, cntRxPackets)...)
 	insns = append(insns, addMem(asm.R0, cntRxBytes, asm.R8)...)
@@ -314,7 +340,7 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 		asm.Mov.Reg(asm.R8, asm.R3),
 		asm.Sub.Reg(asm.R8, asm.R2),
 	}
-	insns = append(insns, f.lookupIf("lane")...)
+	insns = append(insns, f.lookupIf(xdpMDIngressIfindex, "lane")...)
 	insns = append(insns, f.lookupCfg("lane")...)
 	insns = append(insns,
 		asm.Mov.Reg(asm.R9, asm.R0),
@@ -328,118 +354,9 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 		asm.Mov.Imm(asm.R0, 0), // slot 0
 		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
 		asm.JNE.Imm(asm.R1, int32(FastHash), "lane"),
-
-		// the data pointers again (the helper calls clobbered them)
-		asm.LoadMem(asm.R2, asm.R6, xdpMDData, asm.Word),
-		asm.LoadMem(asm.R3, asm.R6, xdpMDDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 14),
-		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
-		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
-		asm.HostTo(asm.BE, asm.R4, asm.Half),
-		asm.JEq.Imm(asm.R4, 0x8100, "lane"),
-		asm.JEq.Imm(asm.R4, 0x88a8, "lane"),
-		// r5 = bond_eth_hash: h_dest[5] ^ h_source[5] ^ proto
-		asm.LoadMem(asm.R5, asm.R2, 5, asm.Byte),
-		asm.LoadMem(asm.R1, asm.R2, 11, asm.Byte),
-		asm.Xor.Reg(asm.R5, asm.R1),
-		asm.Xor.Reg(asm.R5, asm.R4),
-		asm.LoadMem(asm.R1, asm.R9, cfgPolicy, asm.Word),
-		asm.Mov.Reg(asm.R0, asm.R5),
-		asm.JEq.Imm(asm.R1, 0, "mod"), // layer2
-		// layer2+3 and layer3+4: IPv4, IPv6, else the L2 hash
-		asm.JEq.Imm(asm.R4, 0x0800, "ipv4"),
-		asm.JEq.Imm(asm.R4, 0x86dd, "ipv6"),
-		asm.Ja.Label("mod"),
-
-		// IPv4: r0 = h (ports or L2 hash), r4 = src ^ dst
-		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv4"),
-		asm.Add.Imm(asm.R4, 34),
-		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
-		asm.LoadMem(asm.R4, asm.R2, 26, asm.Word),
-		asm.LoadMem(asm.R0, asm.R2, 30, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.Mov.Reg(asm.R0, asm.R5),               // layer2+3 starts from the L2 hash
-		asm.LoadMem(asm.R8, asm.R2, 20, asm.Half), // frag_off (network order)
-		asm.And.Imm(asm.R8, 0xff3f),               // IP_MF | IP_OFFSET in network order
-		asm.JNE.Imm(asm.R8, 0, "fragment"),
-		asm.LoadMem(asm.R8, asm.R2, 23, asm.Byte), // protocol
-		// ICMP and ICMPv6 (whatever the IP version, as bond_flow_dissect):
-		// errors hash the packet inside
-		asm.JEq.Imm(asm.R8, protoICMP, "lane"),
-		asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
-		asm.JNE.Imm(asm.R1, 1, "fold"), // layer2+3: done
-		// layer3+4: transport offset 14 + ihl*4
-		asm.LoadMem(asm.R0, asm.R2, 14, asm.Byte),
-		asm.And.Imm(asm.R0, 0x0f),
-		asm.LSh.Imm(asm.R0, 2),
-		asm.Add.Imm(asm.R0, 14),
-		asm.Ja.Label("ports"),
-		// a fragment: no ports (layer3+4), the L2 hash (layer2+3)
-		asm.JNE.Imm(asm.R1, 1, "fold").WithSymbol("fragment"),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Ja.Label("fold"),
-
-		// IPv6
-		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),
-		asm.Add.Imm(asm.R4, 54),
-		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
-		asm.LoadMem(asm.R4, asm.R2, 22, asm.Word),
-		asm.LoadMem(asm.R0, asm.R2, 26, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 30, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 34, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 38, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 42, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 46, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.LoadMem(asm.R0, asm.R2, 50, asm.Word),
-		asm.Xor.Reg32(asm.R4, asm.R0),
-		asm.Mov.Reg(asm.R0, asm.R5),
-		asm.LoadMem(asm.R8, asm.R2, 20, asm.Byte), // next header
-		asm.JEq.Imm(asm.R8, protoICMP, "lane"),
-		asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
-		asm.JNE.Imm(asm.R1, 1, "fold"),
-		asm.Mov.Imm(asm.R0, 54),
-
-		// layer3+4: r0 = transport offset, r8 = protocol → r0 = ports
-		asm.JEq.Imm(asm.R8, protoTCP, "poff0").WithSymbol("ports"),
-		asm.JEq.Imm(asm.R8, protoUDP, "poff0"),
-		asm.JEq.Imm(asm.R8, protoDCCP, "poff0"),
-		asm.JEq.Imm(asm.R8, protoESP, "poff0"),
-		asm.JEq.Imm(asm.R8, protoSCTP, "poff0"),
-		asm.JEq.Imm(asm.R8, protoUDPLite, "poff0"),
-		asm.JEq.Imm(asm.R8, protoAH, "poff4"),
-		asm.Mov.Imm(asm.R0, 0), // no ports
-		asm.Ja.Label("fold"),
-		asm.Add.Imm(asm.R0, 4).WithSymbol("poff4"),
-		asm.Add.Reg(asm.R0, asm.R2).WithSymbol("poff0"),
-		asm.Mov.Reg(asm.R8, asm.R0),
-		asm.Add.Imm(asm.R8, 4),
-		asm.JGT.Reg(asm.R8, asm.R3, "noports"),
-		asm.LoadMem(asm.R0, asm.R0, 0, asm.Word),
-		asm.Ja.Label("fold"),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("noports"),
-
-		// bond_ip_hash: h ^= src ^ dst; h ^= h >> 16; h ^= h >> 8; layer3+4: h >>= 1
-		asm.Xor.Reg32(asm.R0, asm.R4).WithSymbol("fold"),
-		asm.Mov.Reg32(asm.R4, asm.R0),
-		asm.RSh.Imm32(asm.R4, 16),
-		asm.Xor.Reg32(asm.R0, asm.R4),
-		asm.Mov.Reg32(asm.R4, asm.R0),
-		asm.RSh.Imm32(asm.R4, 8),
-		asm.Xor.Reg32(asm.R0, asm.R4),
-		asm.JNE.Imm(asm.R1, 1, "mod"),
-		asm.RSh.Imm32(asm.R0, 1),
-
-		// slot = h % ntx
-		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word).WithSymbol("mod"),
-		asm.Mod.Reg32(asm.R0, asm.R1),
-
+	)
+	insns = append(insns, hashInsns(xdpMDData, xdpMDDataEnd, false)...)
+	insns = append(insns,
 		// r0 = slot: counters of its member, then the redirect
 		asm.And.Imm(asm.R0, FastMaxMembers-1).WithSymbol("send"),
 		asm.Mov.Reg(asm.R8, asm.R0), // r8 = slot (the length is read again)
@@ -486,6 +403,221 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 		asm.Return(),
 	)
 	return append(insns, laneInsns(xsk, asm.R6)...)
+}
+
+// hashInsns computes bond_xmit_hash (layer2, layer2+3 or layer3+4 as
+// FastCfg.Policy says) of the frame at ctx+dataOff .. ctx+endOff and
+// leaves the transmitting slot (hash % NTX) in r0, going on at the
+// caller's "send" (the instruction after it); frames it cannot decide jump to "lane": VLAN tags
+// in the frame, truncated headers, and ICMP/ICMPv6 unless icmp is set,
+// in which case only ICMP errors (which hash the packet inside) do, and
+// echo and other messages hash as bond_flow_dissect does (type, code and
+// identifier for layer3+4).
+//
+// Registers: r6 ctx, r9 FastCfg; in the hash r1 policy, r2 data, r3 data
+// end, r4 proto (host order), then the addresses' fold, r5 the L2 hash,
+// r8 scratch.
+func hashInsns(dataOff, endOff int16, icmp bool) asm.Instructions {
+	insns := asm.Instructions{
+		// the data pointers again (the helper calls clobbered them)
+		asm.LoadMem(asm.R2, asm.R6, dataOff, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, endOff, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.JEq.Imm(asm.R4, 0x8100, "lane"),
+		asm.JEq.Imm(asm.R4, 0x88a8, "lane"),
+		// r5 = bond_eth_hash: h_dest[5] ^ h_source[5] ^ proto
+		asm.LoadMem(asm.R5, asm.R2, 5, asm.Byte),
+		asm.LoadMem(asm.R1, asm.R2, 11, asm.Byte),
+		asm.Xor.Reg(asm.R5, asm.R1),
+		asm.Xor.Reg(asm.R5, asm.R4),
+		asm.LoadMem(asm.R1, asm.R9, cfgPolicy, asm.Word),
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.JEq.Imm(asm.R1, 0, "mod"), // layer2
+		// layer2+3 and layer3+4: IPv4, IPv6, else the L2 hash
+		asm.JEq.Imm(asm.R4, 0x0800, "ipv4"),
+		asm.JEq.Imm(asm.R4, 0x86dd, "ipv6"),
+		asm.Ja.Label("mod"),
+
+		// IPv4: r0 = h (ports or L2 hash), r4 = src ^ dst
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv4"),
+		asm.Add.Imm(asm.R4, 34),
+		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
+		asm.LoadMem(asm.R4, asm.R2, 26, asm.Word),
+		asm.LoadMem(asm.R0, asm.R2, 30, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.Mov.Reg(asm.R0, asm.R5),               // layer2+3 starts from the L2 hash
+		asm.LoadMem(asm.R8, asm.R2, 20, asm.Half), // frag_off (network order)
+		asm.And.Imm(asm.R8, 0xff3f),               // IP_MF | IP_OFFSET in network order
+		asm.JNE.Imm(asm.R8, 0, "fragment"),
+		asm.LoadMem(asm.R8, asm.R2, 23, asm.Byte), // protocol
+	}
+	if icmp {
+		insns = append(insns,
+			asm.JEq.Imm(asm.R8, protoICMP, "thoff4"),
+			asm.JEq.Imm(asm.R8, protoICMPv6, "thoff4"),
+		)
+	} else {
+		// ICMP and ICMPv6 (whatever the IP version, as bond_flow_dissect):
+		// the lane (errors hash the packet inside)
+		insns = append(insns,
+			asm.JEq.Imm(asm.R8, protoICMP, "lane"),
+			asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
+		)
+	}
+	insns = append(insns,
+		asm.JNE.Imm(asm.R1, 1, "fold"), // layer2+3: done
+		// layer3+4: transport offset 14 + ihl*4
+		asm.LoadMem(asm.R0, asm.R2, 14, asm.Byte).WithSymbol("thoff4"),
+		asm.And.Imm(asm.R0, 0x0f),
+		asm.LSh.Imm(asm.R0, 2),
+		asm.Add.Imm(asm.R0, 14),
+	)
+	if icmp {
+		insns = append(insns,
+			asm.JEq.Imm(asm.R8, protoICMP, "icmp"),
+			asm.JEq.Imm(asm.R8, protoICMPv6, "icmp"),
+		)
+	}
+	insns = append(insns,
+		asm.Ja.Label("ports"),
+		// a fragment: no ports (layer3+4), the L2 hash (layer2+3)
+		asm.JNE.Imm(asm.R1, 1, "fold").WithSymbol("fragment"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Ja.Label("fold"),
+
+		// IPv6
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),
+		asm.Add.Imm(asm.R4, 54),
+		asm.JGT.Reg(asm.R4, asm.R3, "lane"),
+		asm.LoadMem(asm.R4, asm.R2, 22, asm.Word),
+		asm.LoadMem(asm.R0, asm.R2, 26, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 30, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 34, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 38, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 42, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 46, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.LoadMem(asm.R0, asm.R2, 50, asm.Word),
+		asm.Xor.Reg32(asm.R4, asm.R0),
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.LoadMem(asm.R8, asm.R2, 20, asm.Byte), // next header
+	)
+	if icmp {
+		insns = append(insns,
+			asm.JEq.Imm(asm.R8, protoICMP, "thoff6"),
+			asm.JEq.Imm(asm.R8, protoICMPv6, "thoff6"),
+		)
+	} else {
+		insns = append(insns,
+			asm.JEq.Imm(asm.R8, protoICMP, "lane"),
+			asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
+		)
+	}
+	insns = append(insns,
+		asm.JNE.Imm(asm.R1, 1, "fold"),
+		asm.Mov.Imm(asm.R0, 54),
+
+		// layer3+4: r0 = transport offset, r8 = protocol → r0 = ports
+		asm.JEq.Imm(asm.R8, protoTCP, "poff0").WithSymbol("ports"),
+		asm.JEq.Imm(asm.R8, protoUDP, "poff0"),
+		asm.JEq.Imm(asm.R8, protoDCCP, "poff0"),
+		asm.JEq.Imm(asm.R8, protoESP, "poff0"),
+		asm.JEq.Imm(asm.R8, protoSCTP, "poff0"),
+		asm.JEq.Imm(asm.R8, protoUDPLite, "poff0"),
+		asm.JEq.Imm(asm.R8, protoAH, "poff4"),
+		asm.Mov.Imm(asm.R0, 0), // no ports
+		asm.Ja.Label("fold"),
+		asm.Add.Imm(asm.R0, 4).WithSymbol("poff4"),
+		asm.Add.Reg(asm.R0, asm.R2).WithSymbol("poff0"),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.Add.Imm(asm.R8, 4),
+		asm.JGT.Reg(asm.R8, asm.R3, "noports"),
+		asm.LoadMem(asm.R0, asm.R0, 0, asm.Word),
+		asm.Ja.Label("fold"),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("noports"),
+
+		// bond_ip_hash: h ^= src ^ dst; h ^= h >> 16; h ^= h >> 8; layer3+4: h >>= 1
+		asm.Xor.Reg32(asm.R0, asm.R4).WithSymbol("fold"),
+		asm.Mov.Reg32(asm.R4, asm.R0),
+		asm.RSh.Imm32(asm.R4, 16),
+		asm.Xor.Reg32(asm.R0, asm.R4),
+		asm.Mov.Reg32(asm.R4, asm.R0),
+		asm.RSh.Imm32(asm.R4, 8),
+		asm.Xor.Reg32(asm.R0, asm.R4),
+		asm.JNE.Imm(asm.R1, 1, "mod"),
+		asm.RSh.Imm32(asm.R0, 1),
+
+		// slot = h % ntx
+		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word).WithSymbol("mod"),
+		asm.Mod.Reg32(asm.R0, asm.R1),
+	)
+	if icmp {
+		insns = append(insns, asm.Ja.Label("send")) // the caller's next instruction
+		insns = append(insns, icmpInsns()...)
+	}
+	return insns
+}
+
+// icmpInsns hash an ICMP/ICMPv6 message as bond_flow_dissect and
+// skb_flow_get_icmp_tci do (policy.flowGetICMP): r0 is the transport
+// offset, r8 the protocol. Errors go to the lane; layer2+3 folds the L2
+// hash; layer3+4 hashes type | code<<8 | id<<16 for messages with an
+// identifier (0 stored as 1), else the absent ports (0).
+func icmpInsns() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R0, 54).WithSymbol("thoff6"),
+		// r0: the transport offset (layer2+3 arrives here too)
+		asm.Add.Reg(asm.R0, asm.R2).WithSymbol("icmp"),
+		asm.Mov.Reg(asm.R2, asm.R0),
+		asm.Add.Imm(asm.R2, 8),
+		asm.JGT.Reg(asm.R2, asm.R3, "icmp_short"),
+		asm.LoadMem(asm.R3, asm.R0, 0, asm.Byte), // type
+		asm.JEq.Imm(asm.R8, protoICMPv6, "icmp6_err"),
+		asm.JEq.Imm(asm.R3, 3, "lane"),
+		asm.JEq.Imm(asm.R3, 4, "lane"),
+		asm.JEq.Imm(asm.R3, 5, "lane"),
+		asm.JEq.Imm(asm.R3, 11, "lane"),
+		asm.JEq.Imm(asm.R3, 12, "lane"),
+		asm.Ja.Label("icmp_ok"),
+		asm.JEq.Imm(asm.R3, 0, "icmp_ok").WithSymbol("icmp6_err"),
+		asm.JLT.Imm(asm.R3, 5, "lane"),
+		asm.JNE.Imm(asm.R1, 1, "icmp_l23").WithSymbol("icmp_ok"),
+		// layer3+4: an identifier only for echo and timestamp messages
+		asm.JEq.Imm(asm.R3, 0, "icmp_id"),
+		asm.JEq.Imm(asm.R3, 8, "icmp_id"),
+		asm.JEq.Imm(asm.R3, 13, "icmp_id"),
+		asm.JEq.Imm(asm.R3, 14, "icmp_id"),
+		asm.JEq.Imm(asm.R3, 128, "icmp_id"),
+		asm.JEq.Imm(asm.R3, 129, "icmp_id"),
+		asm.Mov.Imm(asm.R0, 0), // no identifier: the ports, none
+		asm.Ja.Label("fold"),
+		asm.LoadMem(asm.R2, asm.R0, 4, asm.Half).WithSymbol("icmp_id"),
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.JNE.Imm(asm.R2, 0, "icmp_id_set"),
+		asm.Mov.Imm(asm.R2, 1),
+		asm.LoadMem(asm.R8, asm.R0, 1, asm.Byte).WithSymbol("icmp_id_set"), // code
+		asm.LSh.Imm(asm.R8, 8),
+		asm.LSh.Imm(asm.R2, 16),
+		asm.Mov.Reg(asm.R0, asm.R3),
+		asm.Or.Reg(asm.R0, asm.R8),
+		asm.Or.Reg(asm.R0, asm.R2),
+		asm.Ja.Label("fold"),
+		// the header is not in the frame: no key (type 0, not an error)
+		asm.JNE.Imm(asm.R1, 1, "icmp_l23").WithSymbol("icmp_short"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Ja.Label("fold"),
+		asm.Mov.Reg(asm.R0, asm.R5).WithSymbol("icmp_l23"),
+		asm.Ja.Label("fold"),
+	}
 }
 
 // loadFast loads a fast-path program.
