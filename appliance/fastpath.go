@@ -15,6 +15,9 @@ type fastState struct {
 	tx   []int       // ifindex written at each TX devmap slot
 	cfg  xdpprog.FastCfg
 	set  bool // cfg written
+	// offloads: what was last asked of the host end's transmit offloads
+	// (offSet: asked at all)
+	offloads, offSet bool
 }
 
 // fastCfg is the fast path's view of a snapshot: which members deliver to
@@ -82,6 +85,10 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		hi := b.devs.hostDev.ifindex
 		warn("host devmap", f.Host.Put(uint32(b.idx), uint32(hi)))
 		warn("host device", f.Ifs.Put(uint32(hi), xdpprog.FastIf{Bond: uint32(b.idx), Member: xdpprog.FastHostMember}))
+		if b.devs.hostIndex != 0 {
+			warn("host end", f.HostIf.Put(uint32(b.idx), uint32(b.devs.hostIndex)))
+			warn("host end device", f.Ifs.Put(uint32(b.devs.hostIndex), xdpprog.FastIf{Bond: uint32(b.idx), Member: xdpprog.FastHostMember}))
+		}
 		st.host = true
 	}
 	for idx, md := range b.members {
@@ -99,7 +106,11 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		if n, err := ebpf.PossibleCPU(); err == nil {
 			warn("counters", f.Cnt.Put(k, make([]xdpprog.FastCounters, n)))
 		}
-		warn("member device", f.Ifs.Put(uint32(md.dev.ifindex), xdpprog.FastIf{Bond: uint32(b.idx), Member: uint32(idx)}))
+		fi := xdpprog.FastIf{Bond: uint32(b.idx), Member: uint32(idx)}
+		if md.dev.tc != nil {
+			fi.Member |= xdpprog.FastIfTC
+		}
+		warn("member device", f.Ifs.Put(uint32(md.dev.ifindex), fi))
 		st.ifs[idx] = md.dev.ifindex
 	}
 	cfg := fastCfg(s)
@@ -119,12 +130,18 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 				cfg.Flags &^= xdpprog.FastTX
 				break
 			}
+			if err := f.TXIf.Put(xdpprog.FastTXKey(b.idx, slot), uint32(ifi)); err != nil {
+				warn("member ifindex", err)
+				cfg.Flags &^= xdpprog.FastTX
+				break
+			}
 			for len(st.tx) <= slot {
 				st.tx = append(st.tx, 0)
 			}
 			st.tx[slot] = ifi
 		}
 	}
+	c.hostOffloads(b, st, s)
 	if st.set && st.cfg == cfg {
 		return
 	}
@@ -133,6 +150,45 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		return
 	}
 	st.cfg, st.set = cfg, true
+}
+
+// kernelTX reports a snapshot whose every frame from the host the fast
+// path's programs can decide (active-backup; balance-xor and 802.3ad with
+// layer2, layer2+3 or layer3+4 and without broadcast_neighbor), whatever
+// the members' state.
+func kernelTX(s *lane.Snapshot) bool {
+	if s == nil || s.ALB != nil {
+		return false
+	}
+	switch s.Mode {
+	case policy.ActiveBackup:
+		return true
+	case policy.BalanceXOR, policy.IEEE8023AD:
+		return !s.BroadcastNeighbor && (s.Hash == policy.Layer2 || s.Hash == policy.Layer23 || s.Hash == policy.Layer34)
+	}
+	return false
+}
+
+// hostOffloads asks the worker to turn the host end's transmit offloads
+// on when the TC program on its egress decides every frame (the host
+// stack then hands over 64 KB TSO super-frames with partial checksums,
+// which the members' drivers or the kernel's GSO finish), and off when
+// frames go through the lane, which copies bytes and cannot finish them.
+func (c *ctl) hostOffloads(b *bondRT, st *fastState, s *lane.Snapshot) {
+	want := b.devs.hostTC != nil && kernelTX(s)
+	if st.offSet && st.offloads == want {
+		return
+	}
+	st.offloads, st.offSet = want, true
+	if !want && b.devs.hostTC == nil {
+		return // off since the host end was made
+	}
+	host := b.name
+	c.work(func(w *worker) any { return w.setHostOffloads(host, want) }, func(c *ctl, v any) {
+		if err, _ := v.(error); err != nil {
+			c.a.log.Warn("fast path: host device offloads not changed", "bond", host, "on", want, "err", err)
+		}
+	})
 }
 
 // addFastCounters adds what the kernel forwarded for a bond's members to

@@ -274,7 +274,7 @@ func (c *ctl) slaveAdd(bondName, name string, k func(opResult)) {
 			_ = w.journal.RestoreDevice(name)
 			return slaveAdded{err: fmt.Errorf("bond %s: add %s: %w", bondName, name, err)}
 		}
-		md, err := w.openMember(name, cfg.Force)
+		md, err := w.openMember(name, cfg.Force, fastRXConfig(&cfg))
 		if err != nil {
 			_ = w.releaseMember(md)
 			_ = w.journal.RestoreDevice(name)

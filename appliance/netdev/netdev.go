@@ -34,6 +34,7 @@ type Info struct {
 	RxQueues int // usable receive queues (ethtool channels, else netlink)
 	TxQueues int
 	XDPProg  uint32 // id of an attached XDP program, 0 if none
+	Kind     string // the link type netlink reports ("veth", "device", ...)
 }
 
 // ErrNoDevice is returned for a missing interface.
@@ -86,6 +87,7 @@ func infoOf(l netlink.Link) *Info {
 		Allmulti: a.RawFlags&unix.IFF_ALLMULTI != 0,
 		RxQueues: a.NumRxQueues,
 		TxQueues: a.NumTxQueues,
+		Kind:     l.Type(),
 	}
 	if a.Xdp != nil && a.Xdp.Attached {
 		in.XDPProg = a.Xdp.ProgId
@@ -182,10 +184,20 @@ func setValue(name string, cmd, val uint32) error {
 // and GSO on a device the appliance created (the host end of the veth pair),
 // so every frame the host stack hands over is complete on the wire: AF_XDP
 // copies bytes and cannot finish a partial checksum.
-func DisableTxOffloads(name string) error {
+func DisableTxOffloads(name string) error { return setTxOffloads(name, 0) }
+
+// EnableTxOffloads turns them back on (csum first: SG, TSO and GSO
+// depend on it).
+func EnableTxOffloads(name string) error { return setTxOffloads(name, 1) }
+
+func setTxOffloads(name string, v uint32) error {
+	cmds := []uint32{ethtoolSTSO, ethtoolSGSO, ethtoolSSG, ethtoolSTxCsum}
+	if v == 1 {
+		cmds = []uint32{ethtoolSTxCsum, ethtoolSSG, ethtoolSTSO, ethtoolSGSO}
+	}
 	var errs []error
-	for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO, ethtoolSSG, ethtoolSTxCsum} {
-		if err := setValue(name, cmd, 0); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+	for _, cmd := range cmds {
+		if err := setValue(name, cmd, v); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
 			errs = append(errs, fmt.Errorf("%s: ethtool cmd %#x: %w", name, cmd, err))
 		}
 	}
