@@ -18,6 +18,9 @@ type fastState struct {
 	// offloads: what was last asked of the host end's transmit offloads
 	// (offSet: asked at all)
 	offloads, offSet bool
+	// xdp: member index → whether its XDP program is (asked to be)
+	// attached, for members with the TC program
+	xdp map[int]bool
 }
 
 // fastCfg is the fast path's view of a snapshot: which members deliver to
@@ -73,7 +76,7 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 	}
 	st := b.fast
 	if st == nil {
-		st = &fastState{ifs: map[int]int{}}
+		st = &fastState{ifs: map[int]int{}, xdp: map[int]bool{}}
 		b.fast = st
 	}
 	warn := func(what string, err error) {
@@ -97,10 +100,14 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		}
 		if md == nil || md.dev == nil {
 			delete(st.ifs, idx)
+			delete(st.xdp, idx)
 			continue
 		}
 		if st.ifs[idx] == md.dev.ifindex {
 			continue
+		}
+		if md.dev.tc != nil {
+			st.xdp[idx] = md.dev.xdpOn
 		}
 		k := xdpprog.FastKey(b.idx, idx)
 		if n, err := ebpf.PossibleCPU(); err == nil {
@@ -142,14 +149,33 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		}
 	}
 	c.hostOffloads(b, st, s)
-	if st.set && st.cfg == cfg {
-		return
+	if !st.set || st.cfg != cfg {
+		if err := f.Cfg.Put(uint32(b.idx), cfg); err != nil {
+			warn("bond", err)
+			return
+		}
+		st.cfg, st.set = cfg, true
 	}
-	if err := f.Cfg.Put(uint32(b.idx), cfg); err != nil {
-		warn("bond", err)
-		return
+	c.memberXDP(b, st, cfg.Flags&xdpprog.FastRX == 0)
+}
+
+// memberXDP asks the worker to attach the members' XDP programs while the
+// bond needs received frames in the lane (lane true) and to detach them
+// while the members' TC programs deliver (after the configuration above
+// says so: a frame arriving between the two goes the old way).
+func (c *ctl) memberXDP(b *bondRT, st *fastState, lane bool) {
+	for idx, on := range st.xdp {
+		if on == lane || idx >= len(b.members) || b.members[idx] == nil {
+			continue
+		}
+		st.xdp[idx] = lane
+		d := b.members[idx].dev
+		c.work(func(w *worker) any { return w.setMemberXDP(d, lane) }, func(c *ctl, v any) {
+			if err, _ := v.(error); err != nil {
+				c.event("device change failed", "bond", b.name, "device", d.name, "err", err.Error())
+			}
+		})
 	}
-	st.cfg, st.set = cfg, true
 }
 
 // kernelTX reports a snapshot whose every frame from the host the fast

@@ -130,8 +130,14 @@ type device struct {
 	name    string
 	ifindex int
 	prog    *xdpprog.Program
-	attach  *xdpprog.Attachment
+	attach  *xdpprog.Attachment   // nil while not attached (a member whose frames the kernel delivers)
 	tc      *xdpprog.TCAttachment // the fast path's TC program, if attached
+	mode    xdpprog.AttachMode
+	force   bool
+	// xdpOn: the program was attached when the worker handed the device
+	// over (the control loop's starting point for setMemberXDP).
+	xdpOn bool
+	gone  bool // released: late setMemberXDP jobs do nothing
 }
 
 // memberDev is what the worker made of a member: its device and its socket
@@ -309,33 +315,64 @@ func (w *worker) attachDevice(name string, force, member, fastRX bool) (*device,
 			fast = nil
 		}
 	}
-	if member && fast != nil && fastRX && mode == xdpprog.AttachAuto && w.tcMember != nil && in.Kind == "veth" {
-		// A native program on a veth end makes the kernel take GSO off
-		// its peer (veth_xdp_set): the peer then segments every TCP
-		// super-frame before sending it. In generic mode the peer keeps
-		// TSO and a 64 KB super-frame crosses whole to the TC program,
-		// which hands it to the host (2.3x the TCP throughput measured).
-		// Only for bonds whose frames the kernel delivers: a super-frame
-		// does not fit the lane's UMEM frames.
-		mode = xdpprog.AttachGeneric
-	}
 	p, err := xdpprog.NewWithOptions(w.dp.Queues, xdpprog.Options{PassSlowProtocols: member, Frags: w.sg, Fast: fast, FastHost: !member})
 	if err != nil {
 		return nil, err
 	}
 	w.progs = append(w.progs, p)
-	at, err := p.Attach(in.Index, mode, force)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, w.attachErr(name, in.MTU, err))
+	d := &device{name: name, ifindex: in.Index, prog: p, mode: mode, force: force}
+	if member && fast != nil && fastRX && w.tcMember != nil && in.XDPProg == 0 {
+		// The kernel delivers this bond's received frames: the member's
+		// TC program does it (after GRO), and no XDP program runs until
+		// the bond needs received frames in the lane (setMemberXDP). A
+		// device that already carries a program gets ours at once.
+		w.log.Info("XDP program loaded, not attached: the kernel delivers received frames", "dev", name, "mtu", in.MTU)
+		return d, nil
 	}
+	if err := w.attachXDP(d, in.MTU); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// attachXDP attaches device d's program.
+func (w *worker) attachXDP(d *device, mtu int) error {
+	at, err := d.prog.Attach(d.ifindex, d.mode, d.force)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.name, w.attachErr(d.name, mtu, err))
+	}
+	d.attach = at
 	w.attach = append(w.attach, at)
 	if at.NativeErr != nil {
-		w.log.Warn("XDP program attached in generic mode: native mode refused", "dev", name, "mode", string(at.Mode), "mtu", in.MTU,
-			"multi_buffer", w.sg, "why", w.attachErr(name, in.MTU, at.NativeErr).Error())
+		w.log.Warn("XDP program attached in generic mode: native mode refused", "dev", d.name, "mode", string(at.Mode), "mtu", mtu,
+			"multi_buffer", w.sg, "why", w.attachErr(d.name, mtu, at.NativeErr).Error())
 	} else {
-		w.log.Info("XDP program attached", "dev", name, "mode", string(at.Mode), "mtu", in.MTU, "multi_buffer", w.sg, "fast_path", fast != nil)
+		w.log.Info("XDP program attached", "dev", d.name, "mode", string(at.Mode), "mtu", mtu, "multi_buffer", w.sg, "fast_path", w.fast.Load() != nil)
 	}
-	return &device{name: name, ifindex: in.Index, prog: p, attach: at}, nil
+	return nil
+}
+
+// setMemberXDP attaches (on) or detaches a member's XDP program: attached
+// while its bond needs received frames in the lane (balance-tlb/alb, the
+// ARP/NS monitor), detached while the kernel delivers them (the TC
+// program). The AF_XDP sockets stay bound either way (transmit needs no
+// program).
+func (w *worker) setMemberXDP(d *device, on bool) error {
+	if d == nil || d.gone || (d.attach != nil) == on {
+		return nil
+	}
+	if on {
+		mtu := 0
+		if in, err := netdev.Get(d.name); err == nil {
+			mtu = in.MTU
+		}
+		return w.attachXDP(d, mtu)
+	}
+	at := d.attach
+	d.attach = nil
+	w.attach = slices.DeleteFunc(w.attach, func(x *xdpprog.Attachment) bool { return x == at })
+	w.log.Info("XDP program detached: the kernel delivers received frames", "dev", d.name)
+	return at.Detach()
 }
 
 // attachErr explains a refused XDP attach: the kernel's bare "numerical
@@ -428,8 +465,23 @@ func (w *worker) openMember(name string, force, fastRX bool) (*memberDev, error)
 		return md, err
 	}
 	md.dev = d
+	d.xdpOn = d.attach != nil
 	if w.fast.Load() != nil {
 		d.tc = w.attachTC(w.tcMember, name, d.ifindex, true)
+		if d.tc == nil && d.attach == nil {
+			// no TC program: the XDP program delivers (DEVMAP)
+			if err := w.attachXDP(d, 0); err != nil {
+				return md, err
+			}
+			d.xdpOn = true
+		}
+		if d.tc != nil {
+			// GRO coalesces what the TC program hands to the host (on a
+			// veth it also turns on the NAPI path that runs GRO)
+			if err := w.journal.SetGRO(name, true); err != nil {
+				w.log.Warn("fast path: could not enable GRO on member", "dev", name, "err", err)
+			}
+		}
 	}
 	for q := range w.lanes {
 		p, s, err := w.openSocket(q, d)
@@ -493,6 +545,7 @@ func (w *worker) releaseMember(md *memberDev) error {
 	}
 	md.slowFD = -1
 	if md.dev != nil {
+		md.dev.gone = true
 		errs = append(errs, w.detachTC(md.dev.tc))
 		md.dev.tc = nil
 		w.fastForget(md.dev.ifindex)

@@ -16,7 +16,9 @@
 # values, each measured in the same run; rows of off are marked [fast_path
 # off]), POLLS (adaptive,busy), RETRIES (1), THROUGHPUT=0 (ping and
 # idle CPU only), BIN (bin/bond-appliance, rebuilt with `make build` when
-# older than the sources), KEEP=1 keeps the work directory.
+# older than the sources), PEER_OFFLOADS (on: the peer side transmits as a
+# veth does, TSO super-frames; off: wire-like; members' peer ports and the
+# baseline's peer end alike), KEEP=1 keeps the work directory.
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BIN:-$ROOT/bin/bond-appliance}

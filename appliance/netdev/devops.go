@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -44,6 +45,9 @@ type devOps interface {
 	// when the kernel has no such setting (no IPv6).
 	ipv6Disabled(name string) (off, ok bool, err error)
 	setIPv6Disabled(name string, off bool) error
+	// gro reads generic receive offload (ETHTOOL_GGRO).
+	gro(name string) (bool, error)
+	setGRO(name string, on bool) error
 }
 
 // netlinkOps are the real device operations.
@@ -208,4 +212,23 @@ func (netlinkOps) setIPv6Disabled(name string, off bool) error {
 		v = "1"
 	}
 	return os.WriteFile(ipv6Path(name), []byte(v), 0o644)
+}
+
+func (netlinkOps) gro(name string) (bool, error) {
+	g := ethtoolValue{Cmd: ethtoolGGRO}
+	if err := ethtoolIoctl(name, unsafe.Pointer(&g)); err != nil {
+		return false, fmt.Errorf("%s: ethtool get gro: %w", name, err)
+	}
+	return g.Data != 0, nil
+}
+
+func (netlinkOps) setGRO(name string, on bool) error {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	if err := setValue(name, ethtoolSGRO, v); err != nil {
+		return fmt.Errorf("%s: ethtool set gro: %w", name, err)
+	}
+	return nil
 }

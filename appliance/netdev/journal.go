@@ -40,7 +40,7 @@ type Record struct {
 	MAC      string    `json:"mac,omitempty"`       // KindMAC
 	MTU      int       `json:"mtu,omitempty"`       // KindMTU
 	Channels *Channels `json:"channels,omitempty"`  // KindChannels
-	On       bool      `json:"on,omitempty"`        // KindUp, KindAllmulti, KindPromisc, KindIPv6Off: the state found
+	On       bool      `json:"on,omitempty"`        // KindUp, KindAllmulti, KindPromisc, KindIPv6Off, KindGRO: the state found
 	Peer     string    `json:"peer,omitempty"`      // KindVeth: the other end
 	ProgID   uint32    `json:"prog_id,omitempty"`   // KindXDP: the program force replaced
 	XDPFlags int       `json:"xdp_flags,omitempty"` // KindXDP: its attach mode (XDP_FLAGS_*)
@@ -58,6 +58,7 @@ const (
 	KindVeth     = "veth"          // a veth pair the appliance created
 	KindTap      = "tap"           // a TAP the appliance created
 	KindXDP      = "xdp"           // an XDP program replaced under force: true
+	KindGRO      = "gro"           // generic receive offload; On: the state found
 )
 
 func (j *Journal) dev() devOps {
@@ -383,5 +384,23 @@ func (j *Journal) DisableIPv6(name string) error {
 			return fmt.Errorf("%s: disable IPv6: %w", name, err)
 		}
 		return nil
+	})
+}
+
+// SetGRO turns generic receive offload on or off on a member until it is
+// restored: the fast path hands a member's received frames to the host
+// stack from TC, after GRO (on a veth GRO also turns on the NAPI receive
+// path that runs GRO at all).
+func (j *Journal) SetGRO(name string, on bool) error {
+	d, err := j.dev().get(name)
+	if err != nil {
+		return err
+	}
+	cur, err := j.dev().gro(name)
+	if err != nil || cur == on {
+		return err
+	}
+	return j.change(Record{Kind: KindGRO, Device: name, Ifindex: d.Index, On: cur}, func() error {
+		return j.dev().setGRO(name, on)
 	})
 }

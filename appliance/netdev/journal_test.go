@@ -16,6 +16,7 @@ import (
 // fakeOps are devices in memory. Before every change it checks, through
 // check, that the state file already records it.
 type fakeOps struct {
+	groOn map[string]bool // GRO per device
 	ipv6  map[string]bool // disable_ipv6 per device (absent: no IPv6)
 	devs  map[string]*devState
 	chans map[string]Channels
@@ -54,6 +55,19 @@ func (f *fakeOps) dev(name string) *devState { return f.devs[name] }
 func (f *fakeOps) ipv6Disabled(name string) (bool, bool, error) {
 	off, ok := f.ipv6[name]
 	return off, ok, nil
+}
+
+func (f *fakeOps) gro(name string) (bool, error) { return f.groOn[name], nil }
+
+func (f *fakeOps) setGRO(name string, on bool) error {
+	if err := f.before("gro", name); err != nil {
+		return err
+	}
+	if f.groOn == nil {
+		f.groOn = map[string]bool{}
+	}
+	f.groOn[name] = on
+	return nil
 }
 
 func (f *fakeOps) setIPv6Disabled(name string, off bool) error {
@@ -439,6 +453,38 @@ func TestJournalDisableIPv6(t *testing.T) {
 			}
 			if fmt.Sprint(f.ipv6) != fmt.Sprint(tc.wantAfter) {
 				t.Fatalf("after restore: %v, want %v", f.ipv6, tc.wantAfter)
+			}
+		})
+	}
+}
+
+// GRO is turned on for the fast path while a device is a member and put
+// back as found; a device that has it already is left alone.
+func TestJournalSetGRO(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		found            bool
+		wantRec          int
+		while, wantAfter bool
+	}{
+		{"off, turned on, put back", false, 1, true, false},
+		{"already on", true, 0, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.groOn = map[string]bool{"m0": tc.found}
+			j := &Journal{ops: f}
+			if err := j.SetGRO("m0", true); err != nil {
+				t.Fatal(err)
+			}
+			if f.groOn["m0"] != tc.while || len(j.Records()) != tc.wantRec {
+				t.Fatalf("while a member: gro %v, %d records, want %v, %d", f.groOn["m0"], len(j.Records()), tc.while, tc.wantRec)
+			}
+			if err := j.Restore(); err != nil {
+				t.Fatal(err)
+			}
+			if f.groOn["m0"] != tc.wantAfter {
+				t.Fatalf("after restore: gro %v, want %v", f.groOn["m0"], tc.wantAfter)
 			}
 		})
 	}

@@ -144,6 +144,17 @@ func undo(ops devOps, e *entry) (Step, error) {
 				return fail(err)
 			}
 		}
+	case KindGRO:
+		cur, err := ops.gro(e.Device)
+		if err != nil {
+			return fail(err)
+		}
+		s.From, s.To = onOff(cur), onOff(e.On)
+		if cur != e.On {
+			if err := ops.setGRO(e.Device, e.On); err != nil {
+				return fail(err)
+			}
+		}
 	case KindVeth, KindTap:
 		want := map[string]string{KindVeth: "veth", KindTap: "tuntap"}[e.Kind]
 		if d.Type != want {

@@ -10,7 +10,15 @@
 //	bahost [-binary bin/bond-appliance] [-modes active-backup,balance-xor,802.3ad]
 //	       [-seconds 3] [-repeat 1] [-pings 1000] [-interval 0.001] [-idle 3]
 //	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-throughput=false] [-work DIR]
-//	       [-fast-path auto,off] [-polls adaptive,busy]
+//	       [-fast-path auto,off] [-polls adaptive,busy] [-peer-offloads on|off]
+//
+// The peer side is the same for both paths: -peer-offloads on (the
+// default) leaves the members' peer ports and the baseline's peer end
+// with a veth's transmit offloads (a peer TCP stack hands 64 KB TSO
+// super-frames over, as between containers); off makes both wire-like
+// (every segment built and checksummed by the peer, as from a physical
+// switch port). 802.3ad's Open vSwitch partner always runs wire-like, and
+// so does its baseline.
 //
 // Each -fast-path value (dataplane.fast_path, set through the
 // environment) is measured in the same run against the same baseline;
@@ -76,6 +84,7 @@ type cfg struct {
 	retries          int
 	throughput       bool
 	fastPaths        []string // dataplane.fast_path values measured, in order
+	peerOffloads     string   // "on" or "off": the peer side's transmit offloads, members' ports and baseline alike
 	polls            []string // poll modes measured
 	work             string
 	pgrp             int
@@ -109,6 +118,7 @@ func main() {
 	flag.BoolVar(&c.throughput, "throughput", envStr("THROUGHPUT", "1") != "0", "run the iperf3 tests (env THROUGHPUT=0 leaves them out)")
 	flag.StringVar(&c.work, "work", "", "directory for configs and logs (default: a temporary one, removed)")
 	fast := flag.String("fast-path", envStr("FAST_PATH", "auto,off"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH)")
+	flag.StringVar(&c.peerOffloads, "peer-offloads", envStr("PEER_OFFLOADS", "on"), "on: the peer side's veth ends transmit as a veth does (TSO, GSO, checksum offload); off: like a wire (none); applied to the members' peer ports and the baseline's peer end alike (802.3ad: always off, Open vSwitch's userspace datapath takes the ports) (env PEER_OFFLOADS)")
 	polls := flag.String("polls", envStr("POLLS", "adaptive,busy"), "poll modes to measure, comma-separated (env POLLS)")
 	flag.Parse()
 	c.modes = strings.Split(*modes, ",")
@@ -232,7 +242,7 @@ func (c *cfg) run(ctx context.Context) error {
 		}
 	}
 	fmt.Println()
-	fmt.Printf("bond-appliance host path vs a plain veth pair, same namespaces; iperf3 %d s x %d (median), ping %d x %g ms; iperf3/ping on CPU %d, appliance on CPU %d; %s\n",
+	fmt.Printf("bond-appliance host path vs a plain veth pair, same namespaces; peer transmit offloads %s (802.3ad: off); iperf3 %d s x %d (median), ping %d x %g ms; iperf3/ping on CPU %d, appliance on CPU %d; %s\n", c.peerOffloads,
 		c.secs, c.repeat, c.pings, c.interval*1000, c.genCPU, c.laneCPU, kernel())
 	fmt.Println("ratio = appliance / veth; other_ms = CPU time other processes on the machine used during the measurement (a clean run has ~0)")
 	fmt.Println()
@@ -307,6 +317,23 @@ func (c *cfg) mode(ctx context.Context, mode string) error {
 			return err
 		}
 	}
+	// Both paths see the same peer: the members' peer ports and the
+	// baseline's peer end transmit with the same offloads (lab.Topo makes
+	// the ports wire-like; a veth's default hands TSO super-frames on).
+	v := "on"
+	if c.peerOffloads == "off" || ad {
+		v = "off"
+	}
+	ends := []string{basePeer}
+	if !ad {
+		ends = append(ends, t.Ports...)
+	}
+	for _, p := range ends {
+		if _, err := sh(ctx, "ip", "netns", "exec", t.Peer, "ethtool", "-K", p, "tx", v, "tso", v, "gso", v, "sg", v); err != nil {
+			return fmt.Errorf("peer offloads %s on %s: %w", v, p, err)
+		}
+	}
+	c.logf("%s: peer transmit offloads %s (members' peer ports and the baseline's peer end)", mode, v)
 	if err := c.reach(ctx, t.GW, basePeerIP, 5*time.Second); err != nil {
 		return fmt.Errorf("baseline veth: %w", err)
 	}
