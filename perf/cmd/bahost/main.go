@@ -10,7 +10,12 @@
 //	bahost [-binary bin/bond-appliance] [-modes active-backup,balance-xor,802.3ad]
 //	       [-seconds 3] [-repeat 1] [-pings 1000] [-interval 0.001] [-idle 3]
 //	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-throughput=false] [-work DIR]
-//	       [-fast-path auto,off] [-polls adaptive,busy]
+//	       [-fast-path auto,off] [-polls adaptive,busy] [-host-device veth|tap]
+//
+// -host-device tap (env HOST_DEVICE=tap) runs the appliance with
+// dataplane.host_device tap; its rows are marked [tap] and its summary
+// keys _tap. The fast path steps aside for a TAP host, so -fast-path
+// defaults to auto alone then.
 //
 // Each -fast-path value (dataplane.fast_path, set through the
 // environment) is measured in the same run against the same baseline;
@@ -77,6 +82,7 @@ type cfg struct {
 	throughput       bool
 	fastPaths        []string // dataplane.fast_path values measured, in order
 	polls            []string // poll modes measured
+	hostDevice       string   // dataplane.host_device: veth or tap
 	work             string
 	pgrp             int
 	hz               float64
@@ -110,9 +116,15 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "directory for configs and logs (default: a temporary one, removed)")
 	fast := flag.String("fast-path", envStr("FAST_PATH", "auto,off"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH)")
 	polls := flag.String("polls", envStr("POLLS", "adaptive,busy"), "poll modes to measure, comma-separated (env POLLS)")
+	flag.StringVar(&c.hostDevice, "host-device", envStr("HOST_DEVICE", "veth"), "dataplane.host_device: veth or tap (env HOST_DEVICE)")
 	flag.Parse()
 	c.modes = strings.Split(*modes, ",")
 	c.fastPaths = strings.Split(*fast, ",")
+	fastSet := os.Getenv("FAST_PATH") != ""
+	flag.Visit(func(f *flag.Flag) { fastSet = fastSet || f.Name == "fast-path" })
+	if c.hostDevice == "tap" && !fastSet {
+		c.fastPaths = []string{"auto"} // no fast path for a TAP host: one pass
+	}
 	c.polls = strings.Split(*polls, ",")
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bahost:", err)
@@ -146,6 +158,9 @@ func (c *cfg) check() error {
 		if f != "auto" && f != "off" {
 			return fmt.Errorf("-fast-path: %q is not one of auto, off", f)
 		}
+	}
+	if c.hostDevice != "veth" && c.hostDevice != "tap" {
+		return fmt.Errorf("-host-device: %q is not one of veth, tap", c.hostDevice)
 	}
 	for _, p := range c.polls {
 		if p != "adaptive" && p != "busy" {
@@ -316,6 +331,9 @@ func (c *cfg) mode(ctx context.Context, mode string) error {
 			// keys and rows of the lane-only path are marked; fast_path
 			// auto (the default) keeps the plain names
 			k, label = k+"_nofast", mode+" [fast_path off]"
+		}
+		if c.hostDevice == "tap" {
+			k, label = k+"_tap", label+" [tap]"
 		}
 		for _, poll := range c.polls {
 			a, err := c.start(ctx, t, mode, poll, fp, opts)
@@ -626,12 +644,12 @@ func (a *appl) stop() {
 // start runs the appliance on the topology, the whole process on the lane's
 // CPU, and waits until the bond and its slaves are up.
 func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll, fastPath string, opts map[string]string) (*appl, error) {
-	dir := filepath.Join(c.work, short[mode]+"-"+poll+"-fast-"+fastPath)
+	dir := filepath.Join(c.work, short[mode]+"-"+poll+"-fast-"+fastPath+"-"+c.hostDevice)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "control.sock")
-	yaml := t.Config(lab.BondSpec{Mode: mode, Options: opts, Cores: []int{c.laneCPU}, Poll: poll}, sock)
+	yaml := t.Config(lab.BondSpec{Mode: mode, Options: opts, Cores: []int{c.laneCPU}, Poll: poll, HostDevice: c.hostDevice}, sock)
 	cf := filepath.Join(dir, "bond.yaml")
 	if err := os.WriteFile(cf, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -646,7 +664,7 @@ func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll, fastPath strin
 	}
 	a.pid = a.cmd.Process.Pid
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	c.logf("%s: appliance up (pid %d, poll %s, fast_path %s)", mode, a.pid, poll, fastPath)
+	c.logf("%s: appliance up (pid %d, poll %s, fast_path %s, host_device %s)", mode, a.pid, poll, fastPath, c.hostDevice)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := a.status()
