@@ -26,22 +26,22 @@ func refSum(b []byte, pseudo []byte) uint16 {
 
 // spec describes a frame the tests build.
 type spec struct {
-	v6, udp  bool
-	vlan     bool
-	payload  int
-	flags    byte // TCP flags (ACK if 0)
-	seq      uint32
-	srcPort  uint16
-	ttl      byte
-	ack      uint32
-	opts     int // TCP option bytes (NOPs), a multiple of 4
-	dst      byte
-	src      byte
-	dstMAC   byte
-	fill     byte // payload byte pattern start
-	badCsum  bool
-	partial  bool // checksum field = pseudo-header sum (a TAP's NEEDS_CSUM)
-	ipID     uint16
+	v6, udp bool
+	vlan    bool
+	payload int
+	flags   byte // TCP flags (ACK if 0)
+	seq     uint32
+	srcPort uint16
+	ttl     byte
+	ack     uint32
+	opts    int // TCP option bytes (NOPs), a multiple of 4
+	dst     byte
+	src     byte
+	dstMAC  byte
+	fill    byte // payload byte pattern start
+	badCsum bool
+	partial bool // checksum field = pseudo-header sum (a TAP's NEEDS_CSUM)
+	ipID    uint16
 }
 
 var macs = []byte{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02}
