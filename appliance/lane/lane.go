@@ -66,8 +66,8 @@ type Port struct {
 	Comp *rings.Completion
 	Kick Kicker
 	// Tap marks a TAP host device served with read(2)/write(2) on FD
-	// instead of AF_XDP rings (one system call per frame: TAP has no
-	// batched interface; veth is the fast host device).
+	// instead of AF_XDP rings (one system call per frame, or per
+	// super-frame with VnetHdr; veth is the fast host device).
 	Tap bool
 	// VnetHdr marks a TAP opened with IFF_VNET_HDR and offloads
 	// (checksum, TSO): every frame read or written carries a
