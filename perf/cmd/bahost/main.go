@@ -251,7 +251,7 @@ func (c *cfg) run(ctx context.Context) error {
 		c.secs, c.repeat, c.pings, c.interval*1000, c.genCPU, c.laneCPU, kernel())
 	fmt.Println("ratio = appliance / veth; other_ms = CPU time other processes on the machine used during the measurement (a clean run has ~0)")
 	fmt.Println()
-	fmt.Printf("%-44s %10s %10s %7s %9s  %s\n", "test", "appliance", "veth", "ratio", "other_ms", "notes")
+	fmt.Printf("%-56s %10s %10s %7s %9s  %s\n", "test", "appliance", "veth", "ratio", "other_ms", "notes")
 	for _, r := range c.rows {
 		fmt.Println(r)
 	}
@@ -379,7 +379,7 @@ func (c *cfg) withAppliance(ctx context.Context, t *lab.Topo, ovs *lab.OVS, a *a
 	if st0 != nil && st1 != nil && len(st0.Lanes) > 0 && len(st1.Lanes) > 0 {
 		sleeps = float64(st1.Lanes[0].Sleeps-st0.Lanes[0].Sleeps) / el
 	}
-	c.rows = append(c.rows, fmt.Sprintf("%-44s %10.3f %10s %7s %9s  %s", mode+" idle CPU, poll "+poll+" (cores)", cpu, "-", "-", "-",
+	c.rows = append(c.rows, fmt.Sprintf("%-56s %10.3f %10s %7s %9s  %s", mode+" idle CPU, poll "+poll+" (cores)", cpu, "-", "-", "-",
 		fmt.Sprintf("lane sleeps/s %.0f over %.0f s idle", sleeps, el)))
 	c.sum = append(c.sum, fmt.Sprintf("%s_idle_cpu_%s=%.3f", k, poll, cpu))
 	// ping RTT distributions
@@ -444,7 +444,7 @@ func ratio(a, b float64) float64 {
 }
 
 func (c *cfg) row(name string, a, b, other float64, f, note string) {
-	c.rows = append(c.rows, fmt.Sprintf("%-44s "+f+" "+f+" %7.3f %9.0f  %s", name, a, b, ratio(a, b), other, note))
+	c.rows = append(c.rows, fmt.Sprintf("%-56s "+f+" "+f+" %7.3f %9.0f  %s", name, a, b, ratio(a, b), other, note))
 }
 
 // pingPair measures the RTT distribution through the appliance and through
