@@ -475,3 +475,45 @@ func BenchmarkCoalescer(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCoalescer: any frames, cut from the input at the lengths it gives:
+// Add never panics, every super-frame made segments again (Count and
+// Segment accept it) into as many frames as were merged.
+func FuzzCoalescer(f *testing.F) {
+	var seed []byte
+	for _, g := range segmentsOf(f, spec{payload: 3000}, 1000) {
+		seed = binary.BigEndian.AppendUint16(seed, uint16(len(g)))
+		seed = append(seed, g...)
+	}
+	f.Add(seed, true)
+	c := NewCoalescer(2, 8)
+	out, sizes := outBufs(64, 2048)
+	f.Fuzz(func(t *testing.T, b []byte, udp bool) {
+		c.Reset()
+		c.UDP = udp
+		for len(b) >= 2 {
+			n := min(int(binary.BigEndian.Uint16(b)), len(b)-2)
+			if !c.Add(b[2 : 2+n]) {
+				break
+			}
+			b = b[2+n:]
+		}
+		for i := 0; i < c.Len(); i++ {
+			fr, super, segs := c.Item(i)
+			if !super {
+				continue
+			}
+			var h Hdr
+			_ = h.Decode(fr)
+			n, _, err := Count(h, fr[HdrLen:])
+			if err != nil || n != segs {
+				t.Fatalf("item %d: Count %d %v, merged %d", i, n, err, segs)
+			}
+			if n <= len(out) {
+				if _, err := Segment(h, fr[HdrLen:], out[:n], sizes); err != nil {
+					t.Fatalf("item %d: %v", i, err)
+				}
+			}
+		}
+	})
+}
