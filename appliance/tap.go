@@ -8,15 +8,20 @@ import (
 
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/vnet"
 	"github.com/bond-appliance/bond-appliance/umem"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// tapDevice is a multi-queue TAP host device: one non-blocking fd per lane.
+// tapDevice is a multi-queue TAP host device: one non-blocking fd per lane,
+// opened with a vnet header (IFF_VNET_HDR, 10 bytes) and offloads: the
+// host stack hands it TSO/USO super-frames with partial checksums, which
+// the lane segments (appliance/vnet), and takes coalesced ones from it.
 type tapDevice struct {
 	name string
 	fds  []int
+	uso  bool // the kernel took TUN_F_USO4|TUN_F_USO6
 }
 
 type ifreqFlags struct {
@@ -25,7 +30,18 @@ type ifreqFlags struct {
 	_     [22]byte
 }
 
-const tunSetCarrier = 0x400454e2 // _IOW('T', 226, int)
+const (
+	tunSetCarrier    = 0x400454e2 // _IOW('T', 226, int)
+	tunSetOffload    = 0x400454d0 // _IOW('T', 208, unsigned int)
+	tunSetVnetHdrSz  = 0x400454d8 // _IOW('T', 216, int)
+	tunFCsum         = 0x01       // TUN_F_CSUM
+	tunFTSO4         = 0x02       // TUN_F_TSO4
+	tunFTSO6         = 0x04       // TUN_F_TSO6
+	tunFTSOECN       = 0x08       // TUN_F_TSO_ECN
+	tunFUSO4         = 0x20       // TUN_F_USO4 (Linux 6.2)
+	tunFUSO6         = 0x40       // TUN_F_USO6
+	tunOffloadsNoUSO = tunFCsum | tunFTSO4 | tunFTSO6 | tunFTSOECN
+)
 
 func openTap(name string, queues int, mac net.HardwareAddr, mtu int, j *netdev.Journal) (*tapDevice, error) {
 	t := &tapDevice{name: name}
@@ -37,13 +53,27 @@ func openTap(name string, queues int, mac net.HardwareAddr, mtu int, j *netdev.J
 		}
 		var ifr ifreqFlags
 		copy(ifr.Name[:unix.IFNAMSIZ-1], name)
-		ifr.Flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE
+		ifr.Flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&ifr))); e != 0 {
 			unix.Close(fd)
 			t.close()
 			return nil, fmt.Errorf("TUNSETIFF %s queue %d: %w", name, q, e)
 		}
 		t.fds = append(t.fds, fd)
+		sz := int32(vnet.HdrLen)
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), tunSetVnetHdrSz, uintptr(unsafe.Pointer(&sz))); e != 0 {
+			t.close()
+			return nil, fmt.Errorf("TUNSETVNETHDRSZ %s queue %d: %w", name, q, e)
+		}
+	}
+	// offloads: checksum and TSO, and USO where the kernel has it
+	t.uso = true
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(t.fds[0]), tunSetOffload, tunOffloadsNoUSO|tunFUSO4|tunFUSO6); e != 0 {
+		t.uso = false
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(t.fds[0]), tunSetOffload, tunOffloadsNoUSO); e != 0 {
+			t.close()
+			return nil, fmt.Errorf("TUNSETOFFLOAD %s: %w", name, e)
+		}
 	}
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -67,7 +97,7 @@ func openTap(name string, queues int, mac net.HardwareAddr, mtu int, j *netdev.J
 
 // port makes the lane port for queue q.
 func (t *tapDevice) port(q int, _ *umem.UMEM) *lane.Port {
-	return &lane.Port{Name: t.name, FD: t.fds[q], Tap: true}
+	return &lane.Port{Name: t.name, FD: t.fds[q], Tap: true, VnetHdr: true, TapUSO: t.uso}
 }
 
 // setCarrier turns the TAP's carrier on or off (TUNSETCARRIER).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bond-appliance/bond-appliance/appliance/lane"
 	"github.com/bond-appliance/bond-appliance/appliance/netdev"
+	"github.com/bond-appliance/bond-appliance/appliance/vnet"
 	"github.com/bond-appliance/bond-appliance/umem"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -70,7 +71,7 @@ func TestTapReadLongerThanBuffer(t *testing.T) {
 		if r.err = send(big); r.err != nil {
 			return
 		}
-		buf := make([]byte, room)
+		buf := make([]byte, vnet.HdrLen+room) // the TAP has a vnet header
 		for deadline := time.Now().Add(3 * time.Second); r.raw == 0; {
 			n, err := unix.Read(tap.fds[0], buf)
 			switch {
@@ -79,8 +80,8 @@ func TestTapReadLongerThanBuffer(t *testing.T) {
 			case err != nil:
 				r.err = err
 				return
-			case n >= 14 && binary.BigEndian.Uint16(buf[12:14]) == 0x0800:
-				r.raw = n
+			case n >= vnet.HdrLen+14 && binary.BigEndian.Uint16(buf[vnet.HdrLen+12:]) == 0x0800:
+				r.raw = n - vnet.HdrLen
 			}
 		}
 		// the lane's read

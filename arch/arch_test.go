@@ -37,9 +37,14 @@ var rules = []rule{
 		ok:   anyOf(stdlib, prefix("golang.org/x/sys"), under(core...)),
 	},
 	{
-		name: "appliance/lane (the data path) imports only policy, rings and umem of the module",
+		name: "appliance/lane (the data path) imports only policy, rings, umem and appliance/vnet of the module",
 		from: under("appliance/lane"),
-		ok:   anyOf(notModule, under("appliance/lane", "policy", "rings", "umem")),
+		ok:   anyOf(notModule, under("appliance/lane", "policy", "rings", "umem", "appliance/vnet")),
+	},
+	{
+		name: "appliance/vnet (TAP offloads: segmentation, coalescing) imports only the standard library",
+		from: under("appliance/vnet"),
+		ok:   stdlib,
 	},
 	{
 		name: "nothing under appliance/ or in the core imports cmd/",

@@ -14,7 +14,9 @@
 # iperf3 and ping), LANE_CPU (1: the appliance), MODES
 # (active-backup,balance-xor,802.3ad), FAST_PATH (auto,off: dataplane.fast_path
 # values, each measured in the same run; rows of off are marked [fast_path
-# off]), POLLS (adaptive,busy), RETRIES (1), THROUGHPUT=0 (ping and
+# off]), HOST_DEVICE (veth; tap runs the appliance with host_device tap,
+# rows marked [tap], FAST_PATH then defaults to auto alone), POLLS
+# (adaptive,busy), RETRIES (1), THROUGHPUT=0 (ping and
 # idle CPU only), BIN (bin/bond-appliance, rebuilt with `make build` when
 # older than the sources), PEER_OFFLOADS (on: the peer side transmits as a
 # veth does, TSO super-frames; off: wire-like; members' peer ports and the

@@ -324,7 +324,7 @@ var table = []Option{
 	cfgField(SectionDataplane, Option{Name: "host_device", Kind: KindChoice,
 		Values: []Value{{"veth", 0, true}, {"tap", 1, false}}, Default: "veth",
 		Flags: FlagExtension | FlagStartup,
-		Desc:  "Device that presents each bond to the host stack."},
+		Desc:  "Device that presents each bond to the host stack (tap: a TAP with offloads — TSO/USO and checksum — the lane segments and coalesces)."},
 		func(c *Config) *string { return &c.Dataplane.HostDevice }),
 	cfgField(SectionDataplane, Option{Name: "hugepages", Kind: KindBool, Values: boolValues, Default: "true",
 		Flags: FlagExtension | FlagStartup,

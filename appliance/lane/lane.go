@@ -33,6 +33,7 @@ type PortStats struct {
 	DropInactive Counter // received on a member that may not deliver (backup, not collecting)
 	DropNoFrame  Counter // UMEM exhausted: a broadcast copy or a control frame not made
 	DropTooLong  Counter // TAP frame longer than a UMEM frame's room (dropped, never truncated)
+	DropBadVnet  Counter // TAP super-frame the lane could not segment (bad vnet header or headers)
 	// DropChain counts multi-buffer frames (descriptor chains) dropped
 	// whole because they could not be completed: longer than
 	// [MaxFrags] descriptors, cut by a full TX ring or pending array,
@@ -65,9 +66,15 @@ type Port struct {
 	Comp *rings.Completion
 	Kick Kicker
 	// Tap marks a TAP host device served with read(2)/write(2) on FD
-	// instead of AF_XDP rings (one system call per frame: TAP has no
-	// batched interface; veth is the fast host device).
+	// instead of AF_XDP rings (one system call per frame, or per
+	// super-frame with VnetHdr; veth is the fast host device).
 	Tap bool
+	// VnetHdr marks a TAP opened with IFF_VNET_HDR and offloads
+	// (checksum, TSO): every frame read or written carries a
+	// virtio_net_hdr; the lane segments super-frames the host sends and
+	// coalesces frames for the host (tapvnet.go). TapUSO: the TAP also
+	// took USO, so UDP datagrams are coalesced too.
+	VnetHdr, TapUSO bool
 	// TxBudget is how many descriptors the kernel sends per TX kick
 	// (xsk.Socket.TxBudget: XDP_MAX_TX_SKB_BUDGET when the kernel took
 	// it, else its copy-mode default of 32); 0 means 32.
@@ -181,6 +188,7 @@ type Lane struct {
 
 	tapIOV   [2]unix.Iovec // a TAP read: the UMEM frame's room, then tapSpill
 	tapSpill [1]byte       // catches the first byte of a frame longer than the room
+	tv       *tapVnet      // TAP offload state (VnetHdr ports), made at first use
 
 	free atomic.Uint32 // UMEM free frames at the end of the last iteration (for Places)
 	lost atomic.Uint64 // frames of retired sockets the Reclaim caller gave up on
@@ -738,9 +746,12 @@ func pickALB(l *Lane, b *Bond, s *Snapshot, members []*Port, d rings.Desc, frame
 func (l *Lane) hostRX(b *Bond, s *Snapshot, members []*Port) int {
 	h := b.Host
 	var descs []rings.Desc
-	if h.Tap {
+	switch {
+	case h.Tap && h.VnetHdr:
+		descs = l.tapReadVnet(h)
+	case h.Tap:
 		descs = l.tapRead(h)
-	} else {
+	default:
 		descs = l.rxRead(h)
 	}
 	n := len(descs)
@@ -973,7 +984,11 @@ func memberAt(ms []*Port, i int) *Port {
 func (l *Lane) flush() {
 	for _, p := range l.cur.ports {
 		if p.Tap {
-			l.tapWrite(p)
+			if p.VnetHdr {
+				l.tapWriteVnet(p)
+			} else {
+				l.tapWrite(p)
+			}
 			continue
 		}
 		k := uint32(p.npend)

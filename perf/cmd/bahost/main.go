@@ -11,6 +11,7 @@
 //	       [-seconds 3] [-repeat 1] [-pings 1000] [-interval 0.001] [-idle 3]
 //	       [-gen-cpu 0] [-lane-cpu 1] [-retries 1] [-throughput=false] [-work DIR]
 //	       [-fast-path auto,off] [-polls adaptive,busy] [-peer-offloads on|off]
+//	       [-host-device veth|tap]
 //
 // The peer side is the same for both paths: -peer-offloads on (the
 // default) leaves the members' peer ports and the baseline's peer end
@@ -19,6 +20,11 @@
 // (every segment built and checksummed by the peer, as from a physical
 // switch port). 802.3ad's Open vSwitch partner always runs wire-like, and
 // so does its baseline.
+//
+// -host-device tap (env HOST_DEVICE=tap) runs the appliance with
+// dataplane.host_device tap; its rows are marked [tap] and its summary
+// keys _tap. The fast path steps aside for a TAP host, so -fast-path
+// defaults to auto alone then.
 //
 // Each -fast-path value (dataplane.fast_path, set through the
 // environment) is measured in the same run against the same baseline;
@@ -86,6 +92,7 @@ type cfg struct {
 	fastPaths        []string // dataplane.fast_path values measured, in order
 	peerOffloads     string   // "on" or "off": the peer side's transmit offloads, members' ports and baseline alike
 	polls            []string // poll modes measured
+	hostDevice       string   // dataplane.host_device: veth or tap
 	work             string
 	pgrp             int
 	hz               float64
@@ -120,9 +127,15 @@ func main() {
 	fast := flag.String("fast-path", envStr("FAST_PATH", "auto,off"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH)")
 	flag.StringVar(&c.peerOffloads, "peer-offloads", envStr("PEER_OFFLOADS", "on"), "on: the peer side's veth ends transmit as a veth does (TSO, GSO, checksum offload); off: like a wire (none); applied to the members' peer ports and the baseline's peer end alike (802.3ad: always off, Open vSwitch's userspace datapath takes the ports) (env PEER_OFFLOADS)")
 	polls := flag.String("polls", envStr("POLLS", "adaptive,busy"), "poll modes to measure, comma-separated (env POLLS)")
+	flag.StringVar(&c.hostDevice, "host-device", envStr("HOST_DEVICE", "veth"), "dataplane.host_device: veth or tap (env HOST_DEVICE)")
 	flag.Parse()
 	c.modes = strings.Split(*modes, ",")
 	c.fastPaths = strings.Split(*fast, ",")
+	fastSet := os.Getenv("FAST_PATH") != ""
+	flag.Visit(func(f *flag.Flag) { fastSet = fastSet || f.Name == "fast-path" })
+	if c.hostDevice == "tap" && !fastSet {
+		c.fastPaths = []string{"auto"} // no fast path for a TAP host: one pass
+	}
 	c.polls = strings.Split(*polls, ",")
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bahost:", err)
@@ -156,6 +169,9 @@ func (c *cfg) check() error {
 		if f != "auto" && f != "off" {
 			return fmt.Errorf("-fast-path: %q is not one of auto, off", f)
 		}
+	}
+	if c.hostDevice != "veth" && c.hostDevice != "tap" {
+		return fmt.Errorf("-host-device: %q is not one of veth, tap", c.hostDevice)
 	}
 	for _, p := range c.polls {
 		if p != "adaptive" && p != "busy" {
@@ -246,7 +262,7 @@ func (c *cfg) run(ctx context.Context) error {
 		c.secs, c.repeat, c.pings, c.interval*1000, c.genCPU, c.laneCPU, kernel())
 	fmt.Println("ratio = appliance / veth; other_ms = CPU time other processes on the machine used during the measurement (a clean run has ~0)")
 	fmt.Println()
-	fmt.Printf("%-44s %10s %10s %7s %9s  %s\n", "test", "appliance", "veth", "ratio", "other_ms", "notes")
+	fmt.Printf("%-56s %10s %10s %7s %9s  %s\n", "test", "appliance", "veth", "ratio", "other_ms", "notes")
 	for _, r := range c.rows {
 		fmt.Println(r)
 	}
@@ -344,6 +360,9 @@ func (c *cfg) mode(ctx context.Context, mode string) error {
 			// auto (the default) keeps the plain names
 			k, label = k+"_nofast", mode+" [fast_path off]"
 		}
+		if c.hostDevice == "tap" {
+			k, label = k+"_tap", label+" [tap]"
+		}
 		for _, poll := range c.polls {
 			a, err := c.start(ctx, t, mode, poll, fp, opts)
 			if err != nil {
@@ -388,7 +407,7 @@ func (c *cfg) withAppliance(ctx context.Context, t *lab.Topo, ovs *lab.OVS, a *a
 	if st0 != nil && st1 != nil && len(st0.Lanes) > 0 && len(st1.Lanes) > 0 {
 		sleeps = float64(st1.Lanes[0].Sleeps-st0.Lanes[0].Sleeps) / el
 	}
-	c.rows = append(c.rows, fmt.Sprintf("%-44s %10.3f %10s %7s %9s  %s", mode+" idle CPU, poll "+poll+" (cores)", cpu, "-", "-", "-",
+	c.rows = append(c.rows, fmt.Sprintf("%-56s %10.3f %10s %7s %9s  %s", mode+" idle CPU, poll "+poll+" (cores)", cpu, "-", "-", "-",
 		fmt.Sprintf("lane sleeps/s %.0f over %.0f s idle", sleeps, el)))
 	c.sum = append(c.sum, fmt.Sprintf("%s_idle_cpu_%s=%.3f", k, poll, cpu))
 	// ping RTT distributions
@@ -453,7 +472,7 @@ func ratio(a, b float64) float64 {
 }
 
 func (c *cfg) row(name string, a, b, other float64, f, note string) {
-	c.rows = append(c.rows, fmt.Sprintf("%-44s "+f+" "+f+" %7.3f %9.0f  %s", name, a, b, ratio(a, b), other, note))
+	c.rows = append(c.rows, fmt.Sprintf("%-56s "+f+" "+f+" %7.3f %9.0f  %s", name, a, b, ratio(a, b), other, note))
 }
 
 // pingPair measures the RTT distribution through the appliance and through
@@ -653,12 +672,12 @@ func (a *appl) stop() {
 // start runs the appliance on the topology, the whole process on the lane's
 // CPU, and waits until the bond and its slaves are up.
 func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll, fastPath string, opts map[string]string) (*appl, error) {
-	dir := filepath.Join(c.work, short[mode]+"-"+poll+"-fast-"+fastPath)
+	dir := filepath.Join(c.work, short[mode]+"-"+poll+"-fast-"+fastPath+"-"+c.hostDevice)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "control.sock")
-	yaml := t.Config(lab.BondSpec{Mode: mode, Options: opts, Cores: []int{c.laneCPU}, Poll: poll}, sock)
+	yaml := t.Config(lab.BondSpec{Mode: mode, Options: opts, Cores: []int{c.laneCPU}, Poll: poll, HostDevice: c.hostDevice}, sock)
 	cf := filepath.Join(dir, "bond.yaml")
 	if err := os.WriteFile(cf, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -673,7 +692,7 @@ func (c *cfg) start(ctx context.Context, t *lab.Topo, mode, poll, fastPath strin
 	}
 	a.pid = a.cmd.Process.Pid
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	c.logf("%s: appliance up (pid %d, poll %s, fast_path %s)", mode, a.pid, poll, fastPath)
+	c.logf("%s: appliance up (pid %d, poll %s, fast_path %s, host_device %s)", mode, a.pid, poll, fastPath, c.hostDevice)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := a.status()
