@@ -227,6 +227,11 @@ func checkSlave(dp config.Dataplane, b config.Bond, name string) error {
 	if in.XDPProg != 0 && !b.Force {
 		return fmt.Errorf("bond %s: slave %s: another XDP program (id %d) is already attached (set force: true to replace it)", b.Name, name, in.XDPProg)
 	}
+	// a member whose frames the kernel delivers carries no XDP program,
+	// only the fast path's TC program: another appliance's member
+	if id, err := xdpprog.TCOwned(in.Index); err == nil && id != 0 {
+		return fmt.Errorf("bond %s: slave %s: another appliance's fast-path TC program (id %d) is attached: the device is a member of a running appliance", b.Name, name, id)
+	}
 	if in.RxQueues < dp.Queues || in.TxQueues < dp.Queues {
 		return fmt.Errorf("bond %s: slave %s: has %d rx / %d tx queues, dataplane.queues needs %d", b.Name, name, in.RxQueues, in.TxQueues, dp.Queues)
 	}

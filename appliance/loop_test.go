@@ -334,3 +334,40 @@ func TestLoopEmptyLinkUpdate(t *testing.T) {
 		t.Fatalf("control loop gone after an empty link update: %v", err)
 	}
 }
+
+// TestLoopMonitorSwitch: at runtime the link monitor set last wins, as
+// bonding's sysfs does: arp_interval turns MII monitoring off, miimon
+// turns ARP monitoring (and arp_validate) off.
+func TestLoopMonitorSwitch(t *testing.T) {
+	a := testAppliance(t, testBond(t, "bond0", "active-backup", "ba0", "ba1"))
+	defer a.Close()
+	mon := func() (int, int, string) {
+		st, err := a.Status("bond0")
+		if err != nil || len(st.Bonds) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		b := st.Bonds[0]
+		return b.MIIPollingInterval, b.ArpInterval, b.ArpValidate
+	}
+	for _, step := range []struct {
+		opt, val       string
+		wantMII, wantA int
+	}{
+		{"arp_ip_target", "192.0.2.1", 100, 0},
+		{"arp_interval", "200", 0, 200},
+		{"arp_validate", "active", 0, 200},
+		{"miimon", "50", 50, 0},
+		{"arp_interval", "100", 0, 100},
+	} {
+		if _, err := a.SetOption("bond0", step.opt, step.val); err != nil {
+			t.Fatalf("set %s %s: %v", step.opt, step.val, err)
+		}
+		mii, arp, val := mon()
+		if mii != step.wantMII || arp != step.wantA {
+			t.Fatalf("after set %s %s: miimon %d arp_interval %d, want %d %d", step.opt, step.val, mii, arp, step.wantMII, step.wantA)
+		}
+		if step.opt == "miimon" && !strings.HasPrefix(val, "none") {
+			t.Fatalf("after set miimon: arp_validate %q, want none", val)
+		}
+	}
+}

@@ -166,6 +166,7 @@ func (c *ctl) setOption(bondName, name, value string) (string, error) {
 	if err := o.Apply(nb, v); err != nil {
 		return "", fmt.Errorf("bond %s: %s: %w", bondName, name, err)
 	}
+	monitorSwitch(nb, name, c.a.log)
 	warnings, err := cfg.Validate()
 	if err != nil {
 		return "", err
@@ -624,4 +625,30 @@ func (c *ctl) plan(nc *config.Config) ([]step, error) {
 		return nil, fmt.Errorf("reload: cannot apply without a restart, nothing changed: %s", strings.Join(refuse, "; "))
 	}
 	return slices.Concat(delBonds, delSlaves, addSlaves, addBonds, sets), nil
+}
+
+// monitorSwitch applies bonding's runtime rule for the two link monitors
+// (bond_option_miimon_set, bond_option_arp_interval_set): the one set
+// last wins. Setting arp_interval above 0 turns MII monitoring off;
+// setting miimon above 0 turns ARP monitoring off (and arp_validate back
+// to none). Without it a running bond could not move from one monitor to
+// the other one option at a time: the configuration rule (both given:
+// ARP off) would undo arp_interval at once. combine_monitors keeps both.
+func monitorSwitch(b *config.Bond, name string, log interface{ Info(string, ...any) }) {
+	if b.CombineMonitors {
+		return
+	}
+	switch name {
+	case "arp_interval":
+		if b.ArpInterval > 0 && b.Miimon > 0 {
+			log.Info("ARP monitoring cannot be used with MII monitoring: disabling MII monitoring", "bond", b.Name)
+			b.Miimon = 0
+		}
+	case "miimon":
+		if b.Miimon > 0 && b.ArpInterval > 0 {
+			log.Info("MII monitoring cannot be used with ARP monitoring: disabling ARP monitoring", "bond", b.Name)
+			b.ArpInterval = 0
+			b.ArpValidate = config.ArpValidateNone
+		}
+	}
 }

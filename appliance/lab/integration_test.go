@@ -417,9 +417,12 @@ func TestIntegrationShutdownRestores(t *testing.T) {
 	}
 	for _, m := range e.topo.Members {
 		out, _ := e.topo.InGW(e.ctx, "ip", "-d", "link", "show", m)
-		if !strings.Contains(out, "prog/xdp") || !strings.Contains(out, "02:00:5e:00:00:99") {
+		// balance-rr's received frames go to the host in the kernel: the
+		// member carries the fast path's TC program, no XDP program
+		id, err := memberTC(e, m)
+		if strings.Contains(out, "prog/xdp") || err != nil || id == 0 || !strings.Contains(out, "02:00:5e:00:00:99") {
 			p.Stop()
-			t.Fatalf("%s while running: want XDP program and bond MAC:\n%s", m, out)
+			t.Fatalf("%s while running: want the TC program (id %d, %v), no XDP program, and the bond MAC:\n%s", m, id, err, out)
 		}
 	}
 	if err := p.Stop(); err != nil {
@@ -429,6 +432,9 @@ func TestIntegrationShutdownRestores(t *testing.T) {
 		out, _ := e.topo.InGW(e.ctx, "ip", "-d", "link", "show", m)
 		if strings.Contains(out, "prog/xdp") {
 			t.Fatalf("%s still has an XDP program after shutdown:\n%s", m, out)
+		}
+		if id, err := memberTC(e, m); err != nil || id != 0 {
+			t.Fatalf("%s still has the fast path's TC program (id %d, %v) after shutdown", m, id, err)
 		}
 		mac, _ := e.topo.InGW(e.ctx, "cat", "/sys/class/net/"+m+"/address")
 		if strings.TrimSpace(mac) != before[m] {
@@ -481,21 +487,22 @@ func TestIntegrationRefusals(t *testing.T) {
 			t.Fatalf("%s: interfaces changed:\nbefore %s\nafter %s", c.name, before, after)
 		}
 	}
-	// a member already holding an XDP program (the first appliance's)
+	// a member already holding the first appliance's program (XDP, or the
+	// fast path's TC program while the kernel delivers its frames)
 	p, err := e.topo.Start(e.ctx, applianceBin, e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Stop()
 	y := strings.Replace(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "name: bond0", "name: bond1", 1)
-	if out, err := run(y, "--check"); err == nil || !strings.Contains(out, "XDP program") {
+	if out, err := run(y, "--check"); err == nil || !strings.Contains(out, "XDP program") && !strings.Contains(out, "TC program") {
 		t.Fatalf("--check of a second appliance on the same members: err %v\n%s", err, out)
 	}
 	if out, err := run(e.topo.Config(BondSpec{Mode: "balance-xor"}, "@SOCKET@"), "--check"); err == nil || !strings.Contains(out, "already exists") {
 		t.Fatalf("--check with bond0 taken: err %v\n%s", err, out)
 	}
 	out, err := run(y)
-	if err == nil || !strings.Contains(out, "XDP program") {
+	if err == nil || !strings.Contains(out, "XDP program") && !strings.Contains(out, "TC program") {
 		t.Fatalf("second appliance on the same members: err %v\n%s", err, out)
 	}
 }

@@ -1,11 +1,13 @@
 package xdpprog
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // The TC half of the fast path moves skbs, not XDP frames, so that the
@@ -215,11 +217,11 @@ type TCProgram struct {
 }
 
 // NewTCHost loads the host end's egress program.
-func (f *FastMaps) NewTCHost() (*TCProgram, error) { return f.loadTC("bond_tc_tx", f.tcHostInsns()) }
+func (f *FastMaps) NewTCHost() (*TCProgram, error) { return f.loadTC(TCHostName, f.tcHostInsns()) }
 
 // NewTCMember loads a member's ingress program.
 func (f *FastMaps) NewTCMember() (*TCProgram, error) {
-	return f.loadTC("bond_tc_rx", f.tcMemberInsns())
+	return f.loadTC(TCMemberName, f.tcMemberInsns())
 }
 
 func (f *FastMaps) loadTC(name string, insns asm.Instructions) (*TCProgram, error) {
@@ -262,4 +264,38 @@ func (a *TCAttachment) Detach() error {
 	err := a.link.Close()
 	a.link = nil
 	return err
+}
+
+// Names of the fast path's TC programs, as the kernel reports them.
+const (
+	TCHostName   = "bond_tc_tx"
+	TCMemberName = "bond_tc_rx"
+)
+
+// TCOwned reports the id of a fast-path TC program of some appliance
+// attached to device ifindex (0 when none): a member whose received
+// frames the kernel delivers runs no XDP program, and this is what marks
+// it as taken. Kernels without TCX report none.
+func TCOwned(ifindex int) (uint32, error) {
+	for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: at})
+		if err != nil {
+			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) {
+				return 0, nil
+			}
+			return 0, fmt.Errorf("query TC programs: %w", err)
+		}
+		for _, p := range r.Programs {
+			prog, err := ebpf.NewProgramFromID(p.ID)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			info, err := prog.Info()
+			prog.Close()
+			if err == nil && (info.Name == TCHostName || info.Name == TCMemberName) {
+				return uint32(p.ID), nil
+			}
+		}
+	}
+	return 0, nil
 }
