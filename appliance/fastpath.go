@@ -27,9 +27,10 @@ type fastState struct {
 // the host in the kernel and how the host veth picks the member. Bonds
 // whose received frames need user space (tlb/alb receive rules and MAC
 // rewrites, the ARP/NS monitor's copies) keep the lane for received
-// frames; transmit is in the kernel for active-backup and for
+// frames; transmit is in the kernel for active-backup, for
 // balance-xor/802.3ad with layer2, layer2+3 or layer3+4 (not with
-// broadcast_neighbor).
+// broadcast_neighbor), and, in the TC program only, for balance-rr and
+// broadcast (up to FastBroadcastMax members).
 func fastCfg(s *lane.Snapshot) xdpprog.FastCfg {
 	var c xdpprog.FastCfg
 	if s == nil || s.ALB != nil {
@@ -55,6 +56,14 @@ func fastCfg(s *lane.Snapshot) xdpprog.FastCfg {
 			return c
 		}
 		c.Kind, c.NTX, c.Policy = xdpprog.FastHash, uint32(len(s.TX)), uint32(s.Hash)
+	case policy.BalanceRR:
+		// the TC program only (the XDP one leaves these to the lane)
+		c.Kind, c.NTX, c.PPS = xdpprog.FastRR, uint32(len(s.TX)), s.PacketsPerSlave
+	case policy.Broadcast:
+		if len(s.TX) > xdpprog.FastBroadcastMax {
+			return c
+		}
+		c.Kind, c.NTX = xdpprog.FastBroadcast, uint32(len(s.TX))
 	default:
 		return c
 	}
@@ -179,9 +188,10 @@ func (c *ctl) memberXDP(b *bondRT, st *fastState, lane bool) {
 }
 
 // kernelTX reports a snapshot whose every frame from the host the fast
-// path's programs can decide (active-backup; balance-xor and 802.3ad with
-// layer2, layer2+3 or layer3+4 and without broadcast_neighbor), whatever
-// the members' state.
+// path's TC program can decide (active-backup; balance-xor and 802.3ad
+// with layer2, layer2+3 or layer3+4 and without broadcast_neighbor;
+// balance-rr; broadcast up to FastBroadcastMax members), whatever the
+// members' state.
 func kernelTX(s *lane.Snapshot) bool {
 	if s == nil || s.ALB != nil {
 		return false
@@ -191,6 +201,10 @@ func kernelTX(s *lane.Snapshot) bool {
 		return true
 	case policy.BalanceXOR, policy.IEEE8023AD:
 		return !s.BroadcastNeighbor && (s.Hash == policy.Layer2 || s.Hash == policy.Layer23 || s.Hash == policy.Layer34)
+	case policy.BalanceRR:
+		return true
+	case policy.Broadcast:
+		return len(s.TX) <= xdpprog.FastBroadcastMax
 	}
 	return false
 }

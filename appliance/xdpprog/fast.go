@@ -29,9 +29,15 @@ const (
 
 // Transmit kinds (FastCfg.Kind).
 const (
-	FastActive uint32 = 1 // the first transmitting member (active-backup)
-	FastHash   uint32 = 2 // bond_xmit_hash over the transmitting members
+	FastActive    uint32 = 1 // the first transmitting member (active-backup)
+	FastHash      uint32 = 2 // bond_xmit_hash over the transmitting members
+	FastRR        uint32 = 3 // balance-rr (TC only)
+	FastBroadcast uint32 = 4 // a copy on every transmitting member (TC only)
 )
+
+// FastBroadcastMax is the most members the TC program copies a frame to
+// (broadcast with more members uses the lane).
+const FastBroadcastMax = 8
 
 // FastMaxMembers is the number of member slots per bond (lane.MaxMembers).
 const FastMaxMembers = 64
@@ -49,6 +55,8 @@ type FastCfg struct {
 	// TXMember is the member index of each transmitting slot (the
 	// snapshot's TX order), for the counters.
 	TXMember [FastMaxMembers]uint8
+	// PPS is balance-rr's packets_per_slave (0: a random member).
+	PPS uint32
 }
 
 // FastIfTC is set in FastIf.Member of a member whose TC ingress program
@@ -89,6 +97,7 @@ type FastMaps struct {
 	// DEVMAP serves XDP redirects only).
 	HostIf *ebpf.Map // bond index → host veth's host end (the bond's device)
 	TXIf   *ebpf.Map // FastTXKey → member ifindex
+	RR     *ebpf.Map // bond index → balance-rr's transmit counter, per CPU (rr_tx_counter)
 	// dbg, in tests only, receives the transmit slot + 1 the host program
 	// chose (0 when it handed the frame to the lane).
 	dbg *ebpf.Map
@@ -102,7 +111,8 @@ func NewFastMaps() (*FastMaps, error) {
 		spec ebpf.MapSpec
 	}{
 		{&f.Ifs, ebpf.MapSpec{Name: "fp_ifs", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 4096}},
-		{&f.Cfg, ebpf.MapSpec{Name: "fp_cfg", Type: ebpf.Hash, KeySize: 4, ValueSize: 24 + FastMaxMembers, MaxEntries: 1024}},
+		{&f.Cfg, ebpf.MapSpec{Name: "fp_cfg", Type: ebpf.Hash, KeySize: 4, ValueSize: 28 + FastMaxMembers, MaxEntries: 1024}},
+		{&f.RR, ebpf.MapSpec{Name: "fp_rr", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1024}},
 		{&f.Host, ebpf.MapSpec{Name: "fp_host", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: 1024}},
 		{&f.TX, ebpf.MapSpec{Name: "fp_tx", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: 16384}},
 		{&f.Cnt, ebpf.MapSpec{Name: "fp_cnt", Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 40, MaxEntries: 4096}},
@@ -123,7 +133,7 @@ func NewFastMaps() (*FastMaps, error) {
 // Close releases the maps.
 func (f *FastMaps) Close() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{f.Ifs, f.Cfg, f.Host, f.TX, f.Cnt, f.HostIf, f.TXIf, f.dbg} {
+	for _, m := range []*ebpf.Map{f.Ifs, f.Cfg, f.Host, f.TX, f.Cnt, f.HostIf, f.TXIf, f.RR, f.dbg} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -157,6 +167,7 @@ const (
 	cfgPolicy           = 12
 	cfgRXMask           = 16
 	cfgTXMember         = 24
+	cfgPPS              = 24 + FastMaxMembers
 	cntRxPackets        = 0
 	cntRxBytes          = 8
 	cntDropInactive     = 16

@@ -55,11 +55,16 @@ const slowProtocolsBE32 = 0x0988
 // gso_segs packets (1 for a frame that is not a super-frame) and skb->len
 // bytes. r6 is the context; r1 and r2 are clobbered.
 func countSkb(pktOff, byteOff int16) asm.Instructions {
+	return countSkbAt(pktOff, byteOff, fmt.Sprintf("segs%d", pktOff))
+}
+
+// countSkbAt is countSkb with label as its internal label.
+func countSkbAt(pktOff, byteOff int16, label string) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R6, skbGSOSegs, asm.Word),
-		asm.JNE.Imm(asm.R2, 0, fmt.Sprintf("segs%d", pktOff)),
+		asm.JNE.Imm(asm.R2, 0, label),
 		asm.Mov.Imm(asm.R2, 1),
-		asm.LoadMem(asm.R1, asm.R0, pktOff, asm.DWord).WithSymbol(fmt.Sprintf("segs%d", pktOff)),
+		asm.LoadMem(asm.R1, asm.R0, pktOff, asm.DWord).WithSymbol(label),
 		asm.Add.Reg(asm.R1, asm.R2),
 		asm.StoreMem(asm.R0, pktOff, asm.R1, asm.DWord),
 		asm.LoadMem(asm.R2, asm.R6, skbLen, asm.Word),
@@ -101,6 +106,8 @@ func (f *FastMaps) tcHostInsns() asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R9, cfgKind, asm.Word),
 		asm.Mov.Imm(asm.R0, 0), // slot 0
 		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
+		asm.JEq.Imm(asm.R1, int32(FastRR), "rr"),
+		asm.JEq.Imm(asm.R1, int32(FastBroadcast), "bcast"),
 		asm.JNE.Imm(asm.R1, int32(FastHash), "lane"),
 	)
 	insns = append(insns, hashInsns(skbData, skbDataEnd, true)...)
@@ -138,8 +145,98 @@ func (f *FastMaps) tcHostInsns() asm.Instructions {
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
+	)
+	insns = append(insns, f.rrInsns()...)
+	insns = append(insns, f.broadcastInsns()...)
+	insns = append(insns,
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("lane"),
 		asm.Return(),
+	)
+	return insns
+}
+
+// rrInsns is balance-rr (bond_xmit_roundrobin, bond_rr_gen_slave_id):
+// IGMP to the lane (which sends it on the active member), otherwise slot
+// = random with packets_per_slave 0, else this CPU's counter, incremented,
+// divided by packets_per_slave, modulo the transmitting members. A TSO
+// super-frame is one packet, as for the kernel's bond. Goes on at "send".
+func (f *FastMaps) rrInsns() asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, skbData, asm.Word).WithSymbol("rr"),
+		asm.LoadMem(asm.R3, asm.R6, skbDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 34),
+		asm.JGT.Reg(asm.R4, asm.R3, "rr_pick"),
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R4, 0x0008, "rr_pick"), // IPv4, network order
+		asm.LoadMem(asm.R4, asm.R2, 23, asm.Byte),
+		asm.JEq.Imm(asm.R4, 2, "lane"), // IGMP
+		asm.LoadMem(asm.R1, asm.R9, cfgPPS, asm.Word).WithSymbol("rr_pick"),
+		asm.JNE.Imm(asm.R1, 0, "rr_count"),
+		asm.FnGetPrandomU32.Call(),
+		asm.Ja.Label("rr_mod"),
+		asm.LoadMapPtr(asm.R1, f.RR.FD()).WithSymbol("rr_count"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "lane"),
+		asm.LoadMem(asm.R2, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R2, 1),
+		asm.StoreMem(asm.R0, 0, asm.R2, asm.DWord),
+		asm.Mov.Reg32(asm.R0, asm.R2),
+		asm.LoadMem(asm.R1, asm.R9, cfgPPS, asm.Word),
+		asm.JLE.Imm(asm.R1, 1, "rr_mod"),
+		asm.Div.Reg32(asm.R0, asm.R1),
+		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word).WithSymbol("rr_mod"),
+		asm.Mod.Reg32(asm.R0, asm.R1),
+		asm.Ja.Label("send"),
+	}
+}
+
+// broadcastInsns is broadcast: a clone of the skb redirected to every
+// transmitting member (at most FastBroadcastMax, unrolled), each counted
+// when the kernel took it, then the original dropped.
+func (f *FastMaps) broadcastInsns() asm.Instructions {
+	var insns asm.Instructions
+	for i := 0; i < FastBroadcastMax; i++ {
+		next := fmt.Sprintf("bc_next%d", i)
+		first := asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word)
+		if i == 0 {
+			first = first.WithSymbol("bcast")
+		} else {
+			first = first.WithSymbol(fmt.Sprintf("bc_next%d", i-1))
+		}
+		insns = append(insns,
+			first,
+			asm.JLE.Imm(asm.R1, int32(i), "bc_done"),
+			asm.Mov.Reg(asm.R2, asm.R7),
+			asm.LSh.Imm(asm.R2, 6),
+			asm.Add.Imm(asm.R2, int32(i)),
+			asm.StoreMem(asm.RFP, -20, asm.R2, asm.Word),
+			asm.LoadMapPtr(asm.R1, f.TXIf.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -20),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, next),
+			asm.LoadMem(asm.R2, asm.R0, 0, asm.Word),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.FnCloneRedirect.Call(),
+			asm.JNE.Imm(asm.R0, 0, next),
+			asm.LoadMem(asm.R1, asm.R9, cfgTXMember+int16(i), asm.Byte),
+			asm.Mov.Reg(asm.R2, asm.R7),
+			asm.LSh.Imm(asm.R2, 8),
+			asm.Or.Reg(asm.R2, asm.R1),
+			asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
+		)
+		insns = append(insns, f.lookupCnt(next)...)
+		insns = append(insns, countSkbAt(cntTxPackets, cntTxBytes, fmt.Sprintf("bc%d", i))...)
+	}
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, tcxDrop).WithSymbol(fmt.Sprintf("bc_next%d", FastBroadcastMax-1)),
+		asm.Ja.Label("bc_ret"),
+		asm.Mov.Imm(asm.R0, tcxDrop).WithSymbol("bc_done"),
+		asm.Return().WithSymbol("bc_ret"),
 	)
 	return insns
 }

@@ -3,10 +3,12 @@ package xdpprog
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 const tcRedirect = 7 // TC_ACT_REDIRECT
@@ -299,5 +301,136 @@ func TestTCMember(t *testing.T) {
 				t.Fatalf("counters %+v, want %+v", c, tt.counted)
 			}
 		})
+	}
+}
+
+// onCPU0 pins the calling goroutine's thread to CPU 0 for per-CPU state.
+func onCPU0(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	var set unix.CPUSet
+	set.Set(0)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTCHostRR: balance-rr in the TC program follows bond_rr_gen_slave_id:
+// packets_per_slave 1 and 2 step the slots with this CPU's counter,
+// 0 spreads at random over every slot, IGMP goes to the lane.
+func TestTCHostRR(t *testing.T) {
+	f := fastSetup(t)
+	onCPU0(t)
+	const bond = 5
+	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: FastHostMember}); err != nil {
+		t.Fatal(err)
+	}
+	for s := range 3 {
+		if err := f.TXIf.Put(FastTXKey(bond, s), uint32(100+s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.NewTCHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	udp := make([]byte, 60)
+	binary.BigEndian.PutUint16(udp[12:], 0x0800)
+	udp[14], udp[23] = 0x45, 17
+	igmp := append([]byte(nil), udp...)
+	igmp[23] = 2
+	slot := func(fr []byte) int {
+		_ = f.dbg.Put(uint32(0), uint32(0))
+		ret := runTC(t, p.Prog, fr)
+		var got uint32
+		_ = f.dbg.Lookup(uint32(0), &got)
+		if got == 0 {
+			if ret != tcxNext {
+				t.Fatalf("undecided, returned %d", ret)
+			}
+			return -1
+		}
+		if ret != tcRedirect {
+			t.Fatalf("decided, returned %d", ret)
+		}
+		return int(got - 1)
+	}
+	for _, tc := range []struct {
+		pps  uint32
+		want []int
+	}{
+		{1, []int{1, 2, 0, 1, 2, 0, 1}},
+		{2, []int{0, 1, 1, 2, 2, 0, 0, 1}},
+	} {
+		// the counter starts at 0 for each case
+		if err := f.RR.Put(uint32(bond), make([]uint64, ebpfCPUs(t))); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Cfg.Put(uint32(bond), FastCfg{Flags: FastTX, NTX: 3, Kind: FastRR, PPS: tc.pps}); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range tc.want {
+			if got := slot(udp); got != w {
+				t.Fatalf("packets_per_slave %d, frame %d: slot %d, want %d", tc.pps, i, got, w)
+			}
+		}
+		if got := slot(igmp); got != -1 {
+			t.Fatalf("IGMP: slot %d, want the lane", got)
+		}
+	}
+	if err := f.Cfg.Put(uint32(bond), FastCfg{Flags: FastTX, NTX: 3, Kind: FastRR, PPS: 0}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	for range 300 {
+		seen[slot(udp)]++
+	}
+	if len(seen) != 3 || seen[-1] != 0 {
+		t.Fatalf("packets_per_slave 0 (random) over 300 frames: %v", seen)
+	}
+}
+
+// TestTCHostBroadcast: broadcast clones the skb to every transmitting
+// member (the test's own namespace's loopback: a frame for nobody, which
+// its stack drops), counts each, and drops the original.
+func TestTCHostBroadcast(t *testing.T) {
+	f := fastSetup(t)
+	const bond = 6
+	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: FastHostMember}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := FastCfg{Flags: FastTX, NTX: 3, Kind: FastBroadcast, TXMember: [FastMaxMembers]uint8{2, 5, 7}}
+	for s := range 3 {
+		if err := f.TXIf.Put(FastTXKey(bond, s), uint32(loIfindex)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Cnt.Put(FastKey(bond, int(cfg.TXMember[s])), make([]FastCounters, ebpfCPUs(t))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Cfg.Put(uint32(bond), cfg); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.NewTCHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fr := make([]byte, 60)
+	copy(fr, []byte{0x02, 0, 0, 0, 0, 0x99}) // a unicast MAC of nobody
+	binary.BigEndian.PutUint16(fr[12:], 0x0800)
+	fr[14], fr[23] = 0x45, 17
+	copy(fr[26:], []byte{192, 0, 2, 1, 192, 0, 2, 2})
+	for range 4 {
+		if ret := runTC(t, p.Prog, fr); ret != tcxDrop {
+			t.Fatalf("broadcast returned %d, want the original dropped (%d)", ret, tcxDrop)
+		}
+	}
+	for _, m := range cfg.TXMember[:3] {
+		if c := f.Counters(FastKey(bond, int(m))); c.TxPackets != 4 || c.TxBytes != 4*60 {
+			t.Fatalf("member %d counters %+v, want 4 copies", m, c)
+		}
 	}
 }
