@@ -43,11 +43,13 @@ skip more || step more "$HERE/more.sh"
 skip failover || step failover "$OUT/bafailover" -binary bin/bond-appliance -cpu 0 -series "$OUT/failover.csv"
 skip balacp || step balacp "$OUT/balacp" -binary bin/bond-appliance
 skip plot || step plot "$OUT/baplot" -sizes "$OUT/sizes.csv" -failover "$OUT/failover.csv" -out "$OUT"
-skip hostpath || step hostpath "$HERE/hostpath.sh" # host path vs plain veth (perf/hostpath.sh); its perf=hostpath line is in OUT/hostpath.txt
+# host path vs plain veth (perf/hostpath.sh): peers as veths (TSO, the default), then wire-like peers with the lane-only path too; perf=hostpath lines in OUT/hostpath*.txt
+skip hostpath || step hostpath "$HERE/hostpath.sh"
+skip hostpath || PEER_OFFLOADS=off FAST_PATH=auto,off step hostpath-wire "$HERE/hostpath.sh"
 
 echo
 echo "== summary (full outputs in $OUT) =="
-for f in run more failover balacp plot; do
+for f in run more failover balacp plot hostpath hostpath-wire; do
 	[[ -s $OUT/$f.txt ]] || continue
 	grep -E '^[a-z_]+(=[^ ]+)?( [a-z0-9_]+=[^ ]*)+$' "$OUT/$f.txt" || true
 done

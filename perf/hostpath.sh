@@ -12,7 +12,8 @@
 # Environment: PERF_SECONDS (3), PERF_REPEAT (1: median of that many
 # iperf3 runs), PINGS (1000, 1 ms apart), IDLE_SECONDS (3), GEN_CPU (0:
 # iperf3 and ping), LANE_CPU (1: the appliance), MODES
-# (active-backup,balance-xor,802.3ad), FAST_PATH (auto,off: dataplane.fast_path
+# (active-backup,balance-xor,802.3ad), FAST_PATH (auto; auto,off with
+# PEER_OFFLOADS=off: dataplane.fast_path
 # values, each measured in the same run; rows of off are marked [fast_path
 # off]), HOST_DEVICE (veth; tap runs the appliance with host_device tap,
 # rows marked [tap], FAST_PATH then defaults to auto alone), POLLS

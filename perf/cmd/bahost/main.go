@@ -58,6 +58,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,7 +125,7 @@ func main() {
 	flag.IntVar(&c.retries, "retries", envInt("RETRIES", 1), "re-runs of a contended measurement (env RETRIES)")
 	flag.BoolVar(&c.throughput, "throughput", envStr("THROUGHPUT", "1") != "0", "run the iperf3 tests (env THROUGHPUT=0 leaves them out)")
 	flag.StringVar(&c.work, "work", "", "directory for configs and logs (default: a temporary one, removed)")
-	fast := flag.String("fast-path", envStr("FAST_PATH", "auto,off"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH)")
+	fast := flag.String("fast-path", envStr("FAST_PATH", "auto"), "dataplane.fast_path values to measure, comma-separated (env FAST_PATH; off needs -peer-offloads off)")
 	flag.StringVar(&c.peerOffloads, "peer-offloads", envStr("PEER_OFFLOADS", "on"), "on: the peer side's veth ends transmit as a veth does (TSO, GSO, checksum offload); off: like a wire (none); applied to the members' peer ports and the baseline's peer end alike (802.3ad: always off, Open vSwitch's userspace datapath takes the ports) (env PEER_OFFLOADS)")
 	polls := flag.String("polls", envStr("POLLS", "adaptive,busy"), "poll modes to measure, comma-separated (env POLLS)")
 	flag.StringVar(&c.hostDevice, "host-device", envStr("HOST_DEVICE", "veth"), "dataplane.host_device: veth or tap (env HOST_DEVICE)")
@@ -172,6 +173,15 @@ func (c *cfg) check() error {
 	}
 	if c.hostDevice != "veth" && c.hostDevice != "tap" {
 		return fmt.Errorf("-host-device: %q is not one of veth, tap", c.hostDevice)
+	}
+	if c.peerOffloads != "on" && c.peerOffloads != "off" {
+		return fmt.Errorf("-peer-offloads: %q is not one of on, off", c.peerOffloads)
+	}
+	// A veth peer with offloads hands partial checksums over (a wire never
+	// does); the lane copies bytes and cannot finish them, so peer → host
+	// TCP through the lane would carry bad checksums.
+	if c.peerOffloads == "on" && (c.hostDevice == "tap" || slices.Contains(c.fastPaths, "off")) {
+		return fmt.Errorf("-peer-offloads on with -fast-path off or -host-device tap: a veth peer with offloads hands partial checksums over, which the lane (copy-mode AF_XDP) cannot finish; measure those with -peer-offloads off (PEER_OFFLOADS=off), which makes the peer wire-like for both paths")
 	}
 	for _, p := range c.polls {
 		if p != "adaptive" && p != "busy" {
