@@ -29,8 +29,7 @@ type fastState struct {
 // rewrites, the ARP/NS monitor's copies) keep the lane for received
 // frames; transmit is in the kernel for active-backup, for
 // balance-xor/802.3ad with layer2, layer2+3 or layer3+4 (not with
-// broadcast_neighbor), and, in the TC program only, for balance-rr and
-// broadcast (up to FastBroadcastMax members).
+// broadcast_neighbor), and, in the TC program only, for balance-rr.
 func fastCfg(s *lane.Snapshot) xdpprog.FastCfg {
 	var c xdpprog.FastCfg
 	if s == nil || s.ALB != nil {
@@ -59,11 +58,6 @@ func fastCfg(s *lane.Snapshot) xdpprog.FastCfg {
 	case policy.BalanceRR:
 		// the TC program only (the XDP one leaves these to the lane)
 		c.Kind, c.NTX, c.PPS = xdpprog.FastRR, uint32(len(s.TX)), s.PacketsPerSlave
-	case policy.Broadcast:
-		if len(s.TX) > xdpprog.FastBroadcastMax {
-			return c
-		}
-		c.Kind, c.NTX = xdpprog.FastBroadcast, uint32(len(s.TX))
 	default:
 		return c
 	}
@@ -190,8 +184,9 @@ func (c *ctl) memberXDP(b *bondRT, st *fastState, lane bool) {
 // kernelTX reports a snapshot whose every frame from the host the fast
 // path's TC program can decide (active-backup; balance-xor and 802.3ad
 // with layer2, layer2+3 or layer3+4 and without broadcast_neighbor;
-// balance-rr; broadcast up to FastBroadcastMax members), whatever the
-// members' state.
+// balance-rr), whatever the members' state. Broadcast stays in the lane:
+// a prototype cloning the skb to every member in TC broke the host's TCP
+// receive in the lab (not understood yet).
 func kernelTX(s *lane.Snapshot) bool {
 	if s == nil || s.ALB != nil {
 		return false
@@ -203,8 +198,6 @@ func kernelTX(s *lane.Snapshot) bool {
 		return !s.BroadcastNeighbor && (s.Hash == policy.Layer2 || s.Hash == policy.Layer23 || s.Hash == policy.Layer34)
 	case policy.BalanceRR:
 		return true
-	case policy.Broadcast:
-		return len(s.TX) <= xdpprog.FastBroadcastMax
 	}
 	return false
 }

@@ -335,7 +335,7 @@ var table = []Option{
 		Flags: FlagExtension | FlagStartup,
 		Desc: "auto: frames that need no user-space decision move between members and the host veth in the kernel, as skbs, by TC programs (Linux >= 6.6, TCX; " +
 			"an XDP-redirect fallback otherwise), keeping the host's offloads (TSO super-frames out, GRO in): member to host in active-backup, balance-rr, balance-xor, broadcast and 802.3ad without an ARP/NS monitor (those members run no XDP program meanwhile), " +
-			"host to member in active-backup, balance-rr, broadcast (up to 8 members) and in balance-xor and 802.3ad with layer2, layer2+3 or layer3+4; " +
+			"host to member in active-backup, balance-rr and in balance-xor and 802.3ad with layer2, layer2+3 or layer3+4; " +
 			"everything else, tlb/alb, TAP hosts and jumbo (multi-buffer) lanes keep the AF_XDP lane. off: every frame crosses the lane."},
 		func(c *Config) *string { return &c.Dataplane.FastPath }),
 

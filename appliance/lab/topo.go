@@ -135,6 +135,18 @@ func NewTopoOpts(ctx context.Context, o TopoOptions) (t *Topo, err error) {
 		if err := sh("ip", "netns", "exec", t.Peer, "ethtool", "-K", p, "tx", "off", "tso", "off", "gso", "off", "sg", "off"); err != nil {
 			return nil, err
 		}
+		if !o.Bridge {
+			// The same in the other direction for an Open vSwitch
+			// partner: its userspace datapath reads the ports with packet
+			// sockets, which see a partial checksum unfinished (the
+			// kernel's peer stack behind a bridge finishes it). The
+			// appliance's fast path hands members the host's TSO
+			// super-frames with partial checksums, as the kernel's bond
+			// does; a NIC finishes them in hardware, a veth does not.
+			if err := sh("ip", "netns", "exec", t.GW, "ethtool", "-K", m, "tx", "off", "tso", "off", "gso", "off", "sg", "off"); err != nil {
+				return nil, err
+			}
+		}
 		t.Members = append(t.Members, m)
 		t.Ports = append(t.Ports, p)
 	}

@@ -29,15 +29,10 @@ const (
 
 // Transmit kinds (FastCfg.Kind).
 const (
-	FastActive    uint32 = 1 // the first transmitting member (active-backup)
-	FastHash      uint32 = 2 // bond_xmit_hash over the transmitting members
-	FastRR        uint32 = 3 // balance-rr (TC only)
-	FastBroadcast uint32 = 4 // a copy on every transmitting member (TC only)
+	FastActive uint32 = 1 // the first transmitting member (active-backup)
+	FastHash   uint32 = 2 // bond_xmit_hash over the transmitting members
+	FastRR     uint32 = 3 // balance-rr (TC only)
 )
-
-// FastBroadcastMax is the most members the TC program copies a frame to
-// (broadcast with more members uses the lane).
-const FastBroadcastMax = 8
 
 // FastMaxMembers is the number of member slots per bond (lane.MaxMembers).
 const FastMaxMembers = 64

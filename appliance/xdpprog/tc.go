@@ -107,7 +107,6 @@ func (f *FastMaps) tcHostInsns() asm.Instructions {
 		asm.Mov.Imm(asm.R0, 0), // slot 0
 		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
 		asm.JEq.Imm(asm.R1, int32(FastRR), "rr"),
-		asm.JEq.Imm(asm.R1, int32(FastBroadcast), "bcast"),
 		asm.JNE.Imm(asm.R1, int32(FastHash), "lane"),
 	)
 	insns = append(insns, hashInsns(skbData, skbDataEnd, true)...)
@@ -147,7 +146,6 @@ func (f *FastMaps) tcHostInsns() asm.Instructions {
 		asm.Return(),
 	)
 	insns = append(insns, f.rrInsns()...)
-	insns = append(insns, f.broadcastInsns()...)
 	insns = append(insns,
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("lane"),
 		asm.Return(),
@@ -191,54 +189,6 @@ func (f *FastMaps) rrInsns() asm.Instructions {
 		asm.Mod.Reg32(asm.R0, asm.R1),
 		asm.Ja.Label("send"),
 	}
-}
-
-// broadcastInsns is broadcast: a clone of the skb redirected to every
-// transmitting member (at most FastBroadcastMax, unrolled), each counted
-// when the kernel took it, then the original dropped.
-func (f *FastMaps) broadcastInsns() asm.Instructions {
-	var insns asm.Instructions
-	for i := 0; i < FastBroadcastMax; i++ {
-		next := fmt.Sprintf("bc_next%d", i)
-		first := asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word)
-		if i == 0 {
-			first = first.WithSymbol("bcast")
-		} else {
-			first = first.WithSymbol(fmt.Sprintf("bc_next%d", i-1))
-		}
-		insns = append(insns,
-			first,
-			asm.JLE.Imm(asm.R1, int32(i), "bc_done"),
-			asm.Mov.Reg(asm.R2, asm.R7),
-			asm.LSh.Imm(asm.R2, 6),
-			asm.Add.Imm(asm.R2, int32(i)),
-			asm.StoreMem(asm.RFP, -20, asm.R2, asm.Word),
-			asm.LoadMapPtr(asm.R1, f.TXIf.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -20),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, next),
-			asm.LoadMem(asm.R2, asm.R0, 0, asm.Word),
-			asm.Mov.Reg(asm.R1, asm.R6),
-			asm.Mov.Imm(asm.R3, 0),
-			asm.FnCloneRedirect.Call(),
-			asm.JNE.Imm(asm.R0, 0, next),
-			asm.LoadMem(asm.R1, asm.R9, cfgTXMember+int16(i), asm.Byte),
-			asm.Mov.Reg(asm.R2, asm.R7),
-			asm.LSh.Imm(asm.R2, 8),
-			asm.Or.Reg(asm.R2, asm.R1),
-			asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
-		)
-		insns = append(insns, f.lookupCnt(next)...)
-		insns = append(insns, countSkbAt(cntTxPackets, cntTxBytes, fmt.Sprintf("bc%d", i))...)
-	}
-	insns = append(insns,
-		asm.Mov.Imm(asm.R0, tcxDrop).WithSymbol(fmt.Sprintf("bc_next%d", FastBroadcastMax-1)),
-		asm.Ja.Label("bc_ret"),
-		asm.Mov.Imm(asm.R0, tcxDrop).WithSymbol("bc_done"),
-		asm.Return().WithSymbol("bc_ret"),
-	)
-	return insns
 }
 
 // dbgSlot stores the slot in r8, plus 1, in the test's debug map.
