@@ -348,48 +348,9 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 	}
 	insns = append(insns, f.lookupIf(xdpMDIngressIfindex, "lane")...)
 	insns = append(insns, f.lookupCfg("lane")...)
-	insns = append(insns,
-		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.LoadMem(asm.R1, asm.R9, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R1, int32(FastTX)),
-		asm.JEq.Imm(asm.R1, 0, "lane"),
-		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "lane"),
-		asm.JGT.Imm(asm.R1, FastMaxMembers, "lane"),
-		asm.LoadMem(asm.R1, asm.R9, cfgKind, asm.Word),
-		asm.Mov.Imm(asm.R0, 0), // slot 0
-		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
-		asm.JNE.Imm(asm.R1, int32(FastHash), "lane"),
-	)
+	insns = append(insns, selectTXInsns()...)
 	insns = append(insns, hashInsns(xdpMDData, xdpMDDataEnd, false)...)
-	insns = append(insns,
-		// r0 = slot: counters of its member, then the redirect
-		asm.And.Imm(asm.R0, FastMaxMembers-1).WithSymbol("send"),
-		asm.Mov.Reg(asm.R8, asm.R0), // r8 = slot (the length is read again)
-		asm.Mov.Reg(asm.R1, asm.R9),
-		asm.Add.Reg(asm.R1, asm.R0),
-		asm.LoadMem(asm.R1, asm.R1, cfgTXMember, asm.Byte),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.LSh.Imm(asm.R2, 8),
-		asm.Or.Reg(asm.R2, asm.R1),
-		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
-	)
-	if f.dbg != nil {
-		insns = append(insns,
-			asm.Mov.Reg(asm.R1, asm.R8),
-			asm.Add.Imm(asm.R1, 1),
-			asm.StoreMem(asm.RFP, -16, asm.R1, asm.Word),
-			asm.Mov.Imm(asm.R1, 0),
-			asm.StoreMem(asm.RFP, -20, asm.R1, asm.Word),
-			asm.LoadMapPtr(asm.R1, f.dbg.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -20),
-			asm.Mov.Reg(asm.R3, asm.RFP),
-			asm.Add.Imm(asm.R3, -16),
-			asm.Mov.Imm(asm.R4, 0),
-			asm.FnMapUpdateElem.Call(),
-		)
-	}
+	insns = append(insns, f.slotInsns()...)
 	insns = append(insns, f.lookupCnt("redirect")...)
 	insns = append(insns,
 		asm.Mov.Reg(asm.R9, asm.R0),
@@ -409,6 +370,57 @@ func (f *FastMaps) hostInsns(xsk *ebpf.Map) asm.Instructions {
 		asm.Return(),
 	)
 	return append(insns, laneInsns(xsk, asm.R6)...)
+}
+
+// selectTXInsns checks the bond's FastCfg (in r0 after lookupCfg) for
+// kernel transmit and dispatches on its kind: r9 = the FastCfg; active
+// goes to "send" with slot 0 in r0, extra (jumps of the caller's kinds)
+// next, FastHash falls through to the hash, anything else to "lane".
+func selectTXInsns(extra ...asm.Instruction) asm.Instructions {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R9, asm.R0),
+		asm.LoadMem(asm.R1, asm.R9, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R1, int32(FastTX)),
+		asm.JEq.Imm(asm.R1, 0, "lane"),
+		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "lane"),
+		asm.JGT.Imm(asm.R1, FastMaxMembers, "lane"),
+		asm.LoadMem(asm.R1, asm.R9, cfgKind, asm.Word),
+		asm.Mov.Imm(asm.R0, 0), // slot 0
+		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
+	}
+	insns = append(insns, extra...)
+	return append(insns, asm.JNE.Imm(asm.R1, int32(FastHash), "lane"))
+}
+
+// slotInsns ("send") takes the slot in r0: r8 = slot, and the counters'
+// key of the slot's member at fp-12 (r7 bond, r9 FastCfg); in tests the
+// slot + 1 also goes to the debug map.
+func (f *FastMaps) slotInsns() asm.Instructions {
+	insns := asm.Instructions{
+		asm.And.Imm(asm.R0, FastMaxMembers-1).WithSymbol("send"),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.Mov.Reg(asm.R1, asm.R9),
+		asm.Add.Reg(asm.R1, asm.R0),
+		asm.LoadMem(asm.R1, asm.R1, cfgTXMember, asm.Byte),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.LSh.Imm(asm.R2, 8),
+		asm.Or.Reg(asm.R2, asm.R1),
+		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
+	}
+	if f.dbg != nil {
+		insns = append(insns, f.dbgSlot()...)
+	}
+	return insns
+}
+
+// icmpJumps sends ICMP and ICMPv6 (r8, whatever the IP version, as
+// bond_flow_dissect) to label.
+func icmpJumps(label string) asm.Instructions {
+	return asm.Instructions{
+		asm.JEq.Imm(asm.R8, protoICMP, label),
+		asm.JEq.Imm(asm.R8, protoICMPv6, label),
+	}
 }
 
 // hashInsns computes bond_xmit_hash (layer2, layer2+3 or layer3+4 as
@@ -461,19 +473,12 @@ func hashInsns(dataOff, endOff int16, icmp bool) asm.Instructions {
 		asm.JNE.Imm(asm.R8, 0, "fragment"),
 		asm.LoadMem(asm.R8, asm.R2, 23, asm.Byte), // protocol
 	}
+	// ICMP: the lane unless icmp (errors hash the packet inside)
+	icmp4, icmp6 := "lane", "lane"
 	if icmp {
-		insns = append(insns,
-			asm.JEq.Imm(asm.R8, protoICMP, "thoff4"),
-			asm.JEq.Imm(asm.R8, protoICMPv6, "thoff4"),
-		)
-	} else {
-		// ICMP and ICMPv6 (whatever the IP version, as bond_flow_dissect):
-		// the lane (errors hash the packet inside)
-		insns = append(insns,
-			asm.JEq.Imm(asm.R8, protoICMP, "lane"),
-			asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
-		)
+		icmp4, icmp6 = "thoff4", "thoff6"
 	}
+	insns = append(insns, icmpJumps(icmp4)...)
 	insns = append(insns,
 		asm.JNE.Imm(asm.R1, 1, "fold"), // layer2+3: done
 		// layer3+4: transport offset 14 + ihl*4
@@ -483,10 +488,7 @@ func hashInsns(dataOff, endOff int16, icmp bool) asm.Instructions {
 		asm.Add.Imm(asm.R0, 14),
 	)
 	if icmp {
-		insns = append(insns,
-			asm.JEq.Imm(asm.R8, protoICMP, "icmp"),
-			asm.JEq.Imm(asm.R8, protoICMPv6, "icmp"),
-		)
+		insns = append(insns, icmpJumps("icmp")...)
 	}
 	insns = append(insns,
 		asm.Ja.Label("ports"),
@@ -517,17 +519,7 @@ func hashInsns(dataOff, endOff int16, icmp bool) asm.Instructions {
 		asm.Mov.Reg(asm.R0, asm.R5),
 		asm.LoadMem(asm.R8, asm.R2, 20, asm.Byte), // next header
 	)
-	if icmp {
-		insns = append(insns,
-			asm.JEq.Imm(asm.R8, protoICMP, "thoff6"),
-			asm.JEq.Imm(asm.R8, protoICMPv6, "thoff6"),
-		)
-	} else {
-		insns = append(insns,
-			asm.JEq.Imm(asm.R8, protoICMP, "lane"),
-			asm.JEq.Imm(asm.R8, protoICMPv6, "lane"),
-		)
-	}
+	insns = append(insns, icmpJumps(icmp6)...)
 	insns = append(insns,
 		asm.JNE.Imm(asm.R1, 1, "fold"),
 		asm.Mov.Imm(asm.R0, 54),

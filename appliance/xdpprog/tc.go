@@ -95,36 +95,10 @@ func (f *FastMaps) tcHostInsns() asm.Instructions {
 	}
 	insns = append(insns, f.lookupIf(skbIfindex, "lane")...)
 	insns = append(insns, f.lookupCfg("lane")...)
-	insns = append(insns,
-		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.LoadMem(asm.R1, asm.R9, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R1, int32(FastTX)),
-		asm.JEq.Imm(asm.R1, 0, "lane"),
-		asm.LoadMem(asm.R1, asm.R9, cfgNTX, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "lane"),
-		asm.JGT.Imm(asm.R1, FastMaxMembers, "lane"),
-		asm.LoadMem(asm.R1, asm.R9, cfgKind, asm.Word),
-		asm.Mov.Imm(asm.R0, 0), // slot 0
-		asm.JEq.Imm(asm.R1, int32(FastActive), "send"),
-		asm.JEq.Imm(asm.R1, int32(FastRR), "rr"),
-		asm.JNE.Imm(asm.R1, int32(FastHash), "lane"),
-	)
+	insns = append(insns, selectTXInsns(asm.JEq.Imm(asm.R1, int32(FastRR), "rr"))...)
 	insns = append(insns, hashInsns(skbData, skbDataEnd, true)...)
-	insns = append(insns,
-		// r0 = slot: the member's ifindex, its counters, the redirect
-		asm.And.Imm(asm.R0, FastMaxMembers-1).WithSymbol("send"),
-		asm.Mov.Reg(asm.R8, asm.R0),
-		asm.Mov.Reg(asm.R1, asm.R9),
-		asm.Add.Reg(asm.R1, asm.R0),
-		asm.LoadMem(asm.R1, asm.R1, cfgTXMember, asm.Byte),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.LSh.Imm(asm.R2, 8),
-		asm.Or.Reg(asm.R2, asm.R1),
-		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
-	)
-	if f.dbg != nil {
-		insns = append(insns, f.dbgSlot()...)
-	}
+	// r0 = slot: the member's ifindex, its counters, the redirect
+	insns = append(insns, f.slotInsns()...)
 	insns = append(insns,
 		asm.Mov.Reg(asm.R2, asm.R7),
 		asm.LSh.Imm(asm.R2, 6), // bond * FastMaxMembers
