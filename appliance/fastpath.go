@@ -12,6 +12,11 @@ import (
 type fastState struct {
 	host bool        // the host devmap and device entries are written
 	ifs  map[int]int // member index → ifindex written to the device map
+	// devs: member index → the device written. A member removed and added
+	// again keeps its index and ifindex but is a new device, whose entry
+	// the worker deleted when it released the old one: it must be
+	// written again even when no snapshot came in between.
+	devs map[int]*device
 	tx   []int       // ifindex written at each TX devmap slot
 	cfg  xdpprog.FastCfg
 	set  bool // cfg written
@@ -79,7 +84,7 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 	}
 	st := b.fast
 	if st == nil {
-		st = &fastState{ifs: map[int]int{}, xdp: map[int]bool{}}
+		st = &fastState{ifs: map[int]int{}, devs: map[int]*device{}, xdp: map[int]bool{}}
 		b.fast = st
 	}
 	warn := func(what string, err error) {
@@ -103,14 +108,17 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		}
 		if md == nil || md.dev == nil {
 			delete(st.ifs, idx)
+			delete(st.devs, idx)
 			delete(st.xdp, idx)
 			continue
 		}
-		if st.ifs[idx] == md.dev.ifindex {
+		if st.devs[idx] == md.dev {
 			continue
 		}
 		if md.dev.tc != nil {
 			st.xdp[idx] = md.dev.xdpOn
+		} else {
+			delete(st.xdp, idx)
 		}
 		k := xdpprog.FastKey(b.idx, idx)
 		if n, err := ebpf.PossibleCPU(); err == nil {
@@ -122,6 +130,7 @@ func (c *ctl) publishFast(b *bondRT, s *lane.Snapshot) {
 		}
 		warn("member device", f.Ifs.Put(uint32(md.dev.ifindex), fi))
 		st.ifs[idx] = md.dev.ifindex
+		st.devs[idx] = md.dev
 	}
 	cfg := fastCfg(s)
 	if cfg.Flags&xdpprog.FastTX != 0 {

@@ -114,6 +114,23 @@ func TestIntegrationFastPathOffloads(t *testing.T) {
 			if tc.mode == "balance-rr" {
 				return
 			}
+			if tc.mode == "active-backup" {
+				// a member removed and added again (same index, same
+				// ifindex, a new device) is delivered by the kernel again:
+				// make it the only member and check traffic through it
+				for _, c := range [][]string{{"del", "m0"}, {"add", "m0"}, {"del", "m1"}} {
+					if out, err := e.cli("slave", BondName, c[0], c[1]); err != nil {
+						t.Fatalf("slave %s %s: %v %s", c[0], c[1], err, out)
+					}
+				}
+				waitFor(t, 3*time.Second, "m0 active", func() bool { return e.status().CurrentlyActiveSlave == "m0" })
+				pings()
+				both(2 << 20)
+				if out, err := e.cli("slave", BondName, "add", "m1"); err != nil {
+					t.Fatalf("slave add m1: %v %s", err, out)
+				}
+				waitFor(t, 3*time.Second, "m1 back", func() bool { return len(e.status().Slaves) == 2 })
+			}
 
 			// the ARP monitor needs received frames in the lane (setting
 			// arp_interval turns MII monitoring off, as bonding's sysfs;
