@@ -17,7 +17,7 @@ type fastState struct {
 	// the worker deleted when it released the old one: it must be
 	// written again even when no snapshot came in between.
 	devs map[int]*device
-	tx   []int       // ifindex written at each TX devmap slot
+	tx   []int // ifindex written at each TX devmap slot
 	cfg  xdpprog.FastCfg
 	set  bool // cfg written
 	// offloads: what was last asked of the host end's transmit offloads
