@@ -1042,6 +1042,21 @@ func (l *Lane) flush() {
 	}
 }
 
+// tapChainDrop frees pending frame i of TAP port p when it belongs to a
+// multi-buffer chain (a TAP host carries none), counting the chain once
+// at its last fragment, and reports whether it did.
+func (l *Lane) tapChainDrop(p *Port, i int) bool {
+	d := p.pend[i]
+	if d.Options&rings.Contd == 0 && (i == 0 || p.pend[i-1].Options&rings.Contd == 0) {
+		return false
+	}
+	l.U.Free(d.Addr)
+	if d.Options&rings.Contd == 0 {
+		p.Stats.DropChain.Add(1)
+	}
+	return true
+}
+
 // tapWrite writes the pending frames to a TAP device and frees them. A
 // TAP host carries no multi-buffer frames (jumbo needs host_device veth):
 // a chain is dropped whole.
@@ -1050,11 +1065,7 @@ func (l *Lane) tapWrite(p *Port) {
 	sent := 0
 	for i := 0; i < p.npend; i++ {
 		d := p.pend[i]
-		if d.Options&rings.Contd != 0 || (i > 0 && p.pend[i-1].Options&rings.Contd != 0) {
-			l.U.Free(d.Addr)
-			if d.Options&rings.Contd == 0 {
-				p.Stats.DropChain.Add(1)
-			}
+		if l.tapChainDrop(p, i) {
 			continue
 		}
 		if _, err := unix.Write(p.FD, l.U.Frame(d.Addr, d.Len)); err != nil {

@@ -136,11 +136,7 @@ func (l *Lane) tapWriteVnet(p *Port) {
 	k := 0
 	for i := 0; i < p.npend; i++ {
 		d := p.pend[i]
-		if d.Options&rings.Contd != 0 || (i > 0 && p.pend[i-1].Options&rings.Contd != 0) {
-			l.U.Free(d.Addr)
-			if d.Options&rings.Contd == 0 {
-				p.Stats.DropChain.Add(1)
-			}
+		if l.tapChainDrop(p, i) {
 			continue
 		}
 		p.pend[k] = d

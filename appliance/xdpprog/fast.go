@@ -224,6 +224,21 @@ func (f *FastMaps) lookupCfg(lane string) asm.Instructions {
 	}
 }
 
+// rxMaskInsns checks the bond's FastCfg (r0) for kernel delivery and
+// leaves in r1 whether member r9 may deliver (its RXMask bit); no fast
+// RX, or a member beyond the mask, goes to skip.
+func rxMaskInsns(skip string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R1, asm.R0, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R1, int32(FastRX)),
+		asm.JEq.Imm(asm.R1, 0, skip),
+		asm.JGE.Imm(asm.R9, FastMaxMembers, skip),
+		asm.LoadMem(asm.R1, asm.R0, cfgRXMask, asm.DWord),
+		asm.RSh.Reg(asm.R1, asm.R9),
+		asm.And.Imm(asm.R1, 1),
+	}
+}
+
 // lookupCnt loads this CPU's counters of the key at fp-12 into r0 (or
 // jumps to skip).
 func (f *FastMaps) lookupCnt(skip string) asm.Instructions {
@@ -264,14 +279,8 @@ func (f *FastMaps) memberInsns(xsk *ebpf.Map, passSlow bool) asm.Instructions {
 	)
 	insns = append(insns, f.lookupIf(xdpMDIngressIfindex, "lane")...)
 	insns = append(insns, f.lookupCfg("lane")...)
+	insns = append(insns, rxMaskInsns("lane")...)
 	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R0, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R1, int32(FastRX)),
-		asm.JEq.Imm(asm.R1, 0, "lane"),
-		asm.JGE.Imm(asm.R9, FastMaxMembers, "lane"),
-		asm.LoadMem(asm.R1, asm.R0, cfgRXMask, asm.DWord),
-		asm.RSh.Reg(asm.R1, asm.R9),
-		asm.And.Imm(asm.R1, 1),
 		asm.Mov.Reg(asm.R9, asm.R1), // r9: deliver
 		// delivered through the member's TC program: pass (it counts)
 		asm.JEq.Imm(asm.R9, 0, "count"),

@@ -259,25 +259,35 @@ func TestFastRX(t *testing.T) {
 		{"no configuration: the lane", 1, nil, data, xdpPass, FastCounters{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: tt.member}); err != nil {
-				t.Fatal(err)
-			}
-			k := FastKey(bond, int(tt.member))
-			if err := f.Cnt.Put(k, make([]FastCounters, ebpfCPUs(t))); err != nil {
-				t.Fatal(err)
-			}
-			_ = f.Cfg.Delete(uint32(bond))
-			if tt.cfg != nil {
-				if err := f.Cfg.Put(uint32(bond), *tt.cfg); err != nil {
-					t.Fatal(err)
+			memberCase(t, f, bond, tt.member, tt.cfg, tt.counted, func() {
+				if got := runProg(t, p.Prog, tt.frame); got != tt.want {
+					t.Fatalf("returned %d, want %d", got, tt.want)
 				}
-			}
-			if got := runProg(t, p.Prog, tt.frame); got != tt.want {
-				t.Fatalf("returned %d, want %d", got, tt.want)
-			}
-			if c := f.Counters(k); c != tt.counted {
-				t.Fatalf("counters %+v, want %+v", c, tt.counted)
-			}
+			})
 		})
+	}
+}
+
+// memberCase puts member (index and flags) of bond on the test's
+// loopback with zeroed counters and cfg (nil: none), runs the program
+// (run checks its verdict) and checks the member's counters.
+func memberCase(t *testing.T, f *FastMaps, bond int, member uint32, cfg *FastCfg, counted FastCounters, run func()) {
+	t.Helper()
+	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: uint32(bond), Member: member}); err != nil {
+		t.Fatal(err)
+	}
+	k := FastKey(bond, int(member&0xffff))
+	if err := f.Cnt.Put(k, make([]FastCounters, ebpfCPUs(t))); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Cfg.Delete(uint32(bond))
+	if cfg != nil {
+		if err := f.Cfg.Put(uint32(bond), *cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	if c := f.Counters(k); c != counted {
+		t.Fatalf("counters %+v, want %+v", c, counted)
 	}
 }

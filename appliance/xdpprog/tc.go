@@ -193,14 +193,8 @@ func (f *FastMaps) tcMemberInsns() asm.Instructions {
 	}
 	insns = append(insns, f.lookupIf(skbIfindex, "next")...)
 	insns = append(insns, f.lookupCfg("next")...)
+	insns = append(insns, rxMaskInsns("next")...)
 	insns = append(insns,
-		asm.LoadMem(asm.R1, asm.R0, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R1, int32(FastRX)),
-		asm.JEq.Imm(asm.R1, 0, "next"),
-		asm.JGE.Imm(asm.R9, FastMaxMembers, "next"),
-		asm.LoadMem(asm.R1, asm.R0, cfgRXMask, asm.DWord),
-		asm.RSh.Reg(asm.R1, asm.R9),
-		asm.And.Imm(asm.R1, 1),
 		asm.JEq.Imm(asm.R1, 0, "inactive"),
 		asm.LoadMapPtr(asm.R1, f.HostIf.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),

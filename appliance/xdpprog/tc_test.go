@@ -88,21 +88,8 @@ func icmpErr(proto, typ byte) bool {
 // truncated headers and ICMP errors; active-backup sends on slot 0 and
 // counts; no fast TX passes everything on.
 func TestTCHostHash(t *testing.T) {
-	f := fastSetup(t)
 	const bond = 3
-	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: FastHostMember}); err != nil {
-		t.Fatal(err)
-	}
-	for s := range 5 {
-		if err := f.TXIf.Put(FastTXKey(bond, s), uint32(100+s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p, err := f.NewTCHost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	f, p := tcHost(t, bond, 5)
 	r := rand.New(rand.NewPCG(56, 78))
 	var frames [][]byte
 	for len(frames) < 4000 {
@@ -281,27 +268,35 @@ func TestTCMember(t *testing.T) {
 		{"no configuration", 1 | FastIfTC, nil, data, tcxNext, FastCounters{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: tt.member}); err != nil {
-				t.Fatal(err)
-			}
-			k := FastKey(bond, int(tt.member&0xffff))
-			if err := f.Cnt.Put(k, make([]FastCounters, ebpfCPUs(t))); err != nil {
-				t.Fatal(err)
-			}
-			_ = f.Cfg.Delete(uint32(bond))
-			if tt.cfg != nil {
-				if err := f.Cfg.Put(uint32(bond), *tt.cfg); err != nil {
-					t.Fatal(err)
+			memberCase(t, f, bond, tt.member, tt.cfg, tt.counted, func() {
+				if got := runTC(t, p.Prog, tt.frame); got != tt.want {
+					t.Fatalf("returned %d, want %d", got, tt.want)
 				}
-			}
-			if got := runTC(t, p.Prog, tt.frame); got != tt.want {
-				t.Fatalf("returned %d, want %d", got, tt.want)
-			}
-			if c := f.Counters(k); c != tt.counted {
-				t.Fatalf("counters %+v, want %+v", c, tt.counted)
-			}
+			})
 		})
 	}
+}
+
+// tcHost loads the host end's TC program for bond, whose host end is the
+// test's loopback (where BPF_PROG_RUN frames arrive), with n transmit
+// slots at made-up ifindexes 100+slot (redirects are not carried out).
+func tcHost(t *testing.T, bond, n int) (*FastMaps, *TCProgram) {
+	t.Helper()
+	f := fastSetup(t)
+	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: uint32(bond), Member: FastHostMember}); err != nil {
+		t.Fatal(err)
+	}
+	for s := range n {
+		if err := f.TXIf.Put(FastTXKey(bond, s), uint32(100+s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.NewTCHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return f, p
 }
 
 // onCPU0 pins the calling goroutine's thread to CPU 0 for per-CPU state.
@@ -320,22 +315,9 @@ func onCPU0(t *testing.T) {
 // packets_per_slave 1 and 2 step the slots with this CPU's counter,
 // 0 spreads at random over every slot, IGMP goes to the lane.
 func TestTCHostRR(t *testing.T) {
-	f := fastSetup(t)
 	onCPU0(t)
 	const bond = 5
-	if err := f.Ifs.Put(uint32(loIfindex), FastIf{Bond: bond, Member: FastHostMember}); err != nil {
-		t.Fatal(err)
-	}
-	for s := range 3 {
-		if err := f.TXIf.Put(FastTXKey(bond, s), uint32(100+s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p, err := f.NewTCHost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	f, p := tcHost(t, bond, 3)
 	udp := make([]byte, 60)
 	binary.BigEndian.PutUint16(udp[12:], 0x0800)
 	udp[14], udp[23] = 0x45, 17
