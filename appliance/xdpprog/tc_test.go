@@ -299,16 +299,25 @@ func tcHost(t *testing.T, bond, n int) (*FastMaps, *TCProgram) {
 	return f, p
 }
 
-// onCPU0 pins the calling goroutine's thread to CPU 0 for per-CPU state.
+// onCPU0 pins the calling goroutine's thread to CPU 0 for per-CPU state;
+// cleanup gives the thread its affinity back before unlocking it.
 func onCPU0(t *testing.T) {
 	t.Helper()
 	runtime.LockOSThread()
-	t.Cleanup(runtime.UnlockOSThread)
-	var set unix.CPUSet
-	set.Set(0)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
 		t.Fatal(err)
 	}
+	set.Set(0)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	})
 }
 
 // TestTCHostRR: balance-rr in the TC program follows bond_rr_gen_slave_id:

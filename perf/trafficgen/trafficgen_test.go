@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/bond-appliance/bond-appliance/policy"
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 func TestTemplateChecksum(t *testing.T) {
@@ -56,6 +58,34 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (BPF)")
 	}
+}
+
+// onOneCPU pins the calling goroutine's thread to the first CPU it may run
+// on, for the program's per-CPU state: BPF_PROG_RUN runs on whichever CPU the
+// thread is on, and a second CPU would get its own limit and allowance.
+// Cleanup restores the thread's affinity before unlocking it.
+func onOneCPU(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	var old, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	for c := 0; c < 1024; c++ {
+		if old.IsSet(c) {
+			one.Set(c)
+			break
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	})
 }
 
 // The program must produce exactly what Apply produces.
@@ -190,6 +220,7 @@ func TestSpecValidateSize(t *testing.T) {
 // too early (XDP_DROP) without using a sequence number.
 func TestGenLimits(t *testing.T) {
 	needRoot(t)
+	onOneCPU(t)
 	s := DefaultSpec()
 	g, err := NewGen(s, []int{1}, GenOptions{LimitPerCPU: 5})
 	if err != nil {
