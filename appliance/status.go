@@ -98,6 +98,7 @@ func addCounters(c *Counters, p *lane.Port) {
 	c.DropNoFrame += s.DropNoFrame.Load()
 	c.DropChain += s.DropChain.Load()
 	c.DropTooLong += s.DropTooLong.Load()
+	c.DropBadVnet += s.DropBadVnet.Load()
 	c.CtrlRx += s.SlowRx.Load()
 	c.CtrlDrop += s.SlowDrop.Load()
 	c.NeighRx += s.NeighRx.Load()
@@ -291,6 +292,6 @@ func FormatText(st *Status) string {
 }
 
 func counterLine(c Counters) string {
-	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d too_long %d, slow_rx %d drop %d, neigh_rx %d drop %d, xsk rx_dropped %d fill_empty %d",
-		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.DropTooLong, c.CtrlRx, c.CtrlDrop, c.NeighRx, c.NeighDrop, c.XSKRxDropped, c.XSKFillRingEmpty)
+	return fmt.Sprintf("rx %d pkts %d bytes, tx %d pkts %d bytes, drops tx_full %d no_slave %d inactive %d no_frame %d chain %d too_long %d bad_vnet %d, slow_rx %d drop %d, neigh_rx %d drop %d, xsk rx_dropped %d fill_empty %d",
+		c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.DropTxFull, c.DropNoSlave, c.DropInactive, c.DropNoFrame, c.DropChain, c.DropTooLong, c.DropBadVnet, c.CtrlRx, c.CtrlDrop, c.NeighRx, c.NeighDrop, c.XSKRxDropped, c.XSKFillRingEmpty)
 }

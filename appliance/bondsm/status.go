@@ -70,6 +70,7 @@ type Counters struct {
 	DropNoFrame  uint64 `json:"drop_no_frame"`
 	DropChain    uint64 `json:"drop_chain"`         // multi-buffer frames dropped whole (could not be completed)
 	DropTooLong  uint64 `json:"drop_too_long"`      // TAP frames longer than a UMEM frame's room
+	DropBadVnet  uint64 `json:"drop_bad_vnet"`      // TAP super-frames the lane could not segment
 	CtrlRx       uint64 `json:"slow_protocol_rx"`   // LACPDUs and markers handed to control
 	CtrlDrop     uint64 `json:"slow_protocol_drop"` // ... lost because their ring was full
 	NeighRx      uint64 `json:"neigh_copy_rx"`      // ARP/ND frames copied to control (ARP/NS monitor, alb)

@@ -18,6 +18,7 @@ const (
 	ReasonInactiveSlave         = "inactive_slave"
 	ReasonNoFrame               = "no_frame"
 	ReasonTooLong               = "too_long"
+	ReasonBadVnet               = "bad_vnet"
 	ReasonSlowProtocolQueueFull = "slow_protocol_queue_full"
 	ReasonNeighbourQueueFull    = "neighbour_queue_full"
 	ReasonControlBad            = "control_bad"
@@ -88,6 +89,7 @@ func (s *counterSet) collect(ch chan<- prometheus.Metric, c *appliance.Counters,
 		{ReasonInactiveSlave, c.DropInactive},
 		{ReasonNoFrame, c.DropNoFrame},
 		{ReasonTooLong, c.DropTooLong},
+		{ReasonBadVnet, c.DropBadVnet},
 		{ReasonSlowProtocolQueueFull, c.CtrlDrop},
 		{ReasonNeighbourQueueFull, c.NeighDrop},
 		{ReasonControlBad, c.CtrlBad},
@@ -344,6 +346,7 @@ func addCounters(d, s *appliance.Counters) {
 	d.DropInactive += s.DropInactive
 	d.DropNoFrame += s.DropNoFrame
 	d.DropTooLong += s.DropTooLong
+	d.DropBadVnet += s.DropBadVnet
 	d.CtrlRx += s.CtrlRx
 	d.CtrlDrop += s.CtrlDrop
 	d.NeighRx += s.NeighRx

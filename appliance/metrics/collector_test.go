@@ -68,7 +68,7 @@ func testStatus() *appliance.Status {
 			{ID: 0, CPU: 2, Iterations: 1000, Busy: 250, BusyNanos: 2500000000, BusyRatio: 0.25, Sleeps: 0,
 				UMEM: appliance.LaneUMEM{Frames: 4096, Free: 1000, Fill: 2048, RX: 10, InFlight: 30, TX: 7, Completion: 1, LostToReclaim: 1000},
 				Ports: []appliance.PortStatus{
-					{Name: "bond0", Counters: appliance.Counters{RxPackets: 60, TxPackets: 70}},
+					{Name: "bond0", Counters: appliance.Counters{RxPackets: 60, TxPackets: 70, DropBadVnet: 5}},
 					{Name: "eth0", Counters: appliance.Counters{RxPackets: 80, RxBytes: 5120, XSKFillRingEmpty: 3}},
 				}},
 			{ID: 1, CPU: 3, Ports: []appliance.PortStatus{
@@ -228,6 +228,7 @@ func TestScrape(t *testing.T) {
 		`bond_appliance_lane_umem_lost_to_reclaim_frames_total{lane="0"}`:                              "1000",
 		`bond_appliance_lane_umem_place_frames{lane="1",place="in_flight"}`:                            "0",
 		`bond_appliance_port_dropped_packets_total{lane="0",port="bond0",queue="0",reason="too_long"}`: "0",
+		`bond_appliance_port_dropped_packets_total{lane="0",port="bond0",queue="0",reason="bad_vnet"}`: "5",
 
 		`bond_appliance_port_receive_packets_total{lane="0",port="bond0",queue="0"}`:                                 "60",
 		`bond_appliance_port_transmit_packets_total{lane="0",port="bond0",queue="0"}`:                                "70",
@@ -312,15 +313,15 @@ bond_appliance_bond_active_slave_info{bond="bond1",slave="eth3"} 1
 		"bond_appliance_bond_up", "bond_appliance_bond_active_slave_info"); err != nil {
 		t.Error(err)
 	}
-	// 9 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
+	// 10 drop reasons for the host side of 2 bonds, 4 slaves and 4 distinct
 	// lane ports.
-	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 18 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_host_dropped_packets_total"); n != 20 {
 		t.Errorf("host drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 36 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_slave_dropped_packets_total"); n != 40 {
 		t.Errorf("slave drops: %d series", n)
 	}
-	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 36 {
+	if n := testutil.CollectAndCount(c, "bond_appliance_port_dropped_packets_total"); n != 40 {
 		t.Errorf("port drops: %d series", n)
 	}
 }
