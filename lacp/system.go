@@ -351,7 +351,9 @@ func (s *System) AddPort(id int, pc PortConfig) error {
 // RemovePort removes a port. If it can still transmit it first tells its
 // partner, with a last LACPDU whose actor state is Individual and
 // OUT_OF_SYNC (as bonding does when a slave is released). Ports that used
-// its Aggregator are unselected and select another.
+// its Aggregator move, with their LAG, to a free Aggregator and keep their
+// Selected and Mux states (bond_3ad_unbind_slave): the aggregate goes on
+// on the other ports without a break.
 func (s *System) RemovePort(id int) {
 	p := s.port(id)
 	if p == nil {
@@ -369,16 +371,56 @@ func (s *System) RemovePort(id int) {
 	if p.sel != nil {
 		p.sel.remove(p)
 	}
-	for _, m := range p.agg.members {
-		m.selected, m.sel = Unselected, nil
+	if len(p.agg.members) > 0 {
+		s.moveLAG(p.agg)
 	}
-	p.agg.members = nil
 	if s.active == p.agg {
 		s.active = nil
 	}
 	s.aggs = slices.DeleteFunc(s.aggs, func(a *aggregator) bool { return a == p.agg })
 	s.ports = slices.DeleteFunc(s.ports, func(q *port) bool { return q == p })
 	s.run()
+}
+
+// moveLAG hands the ports of from, the Aggregator of a port being removed,
+// to a free Aggregator with the same LAG ID, as bonding's
+// bond_3ad_unbind_slave does: their Selected and Mux states are kept, so a
+// LAG that stays in use keeps collecting and distributing on its other
+// ports without a new wait_while_timer. The lowest such port's own
+// Aggregator is taken if free, else the lowest free one (one always is:
+// there is one Aggregator per port, and the moved ports leave theirs
+// empty or in use by other LAGs of fewer ports).
+func (s *System) moveLAG(from *aggregator) {
+	var to *aggregator
+	for _, m := range from.members {
+		if m.agg != from && len(m.agg.members) == 0 {
+			to = m.agg
+			break
+		}
+	}
+	if to == nil {
+		for _, a := range s.aggs {
+			if a != from && len(a.members) == 0 {
+				to = a
+				break
+			}
+		}
+	}
+	if to == nil { // cannot happen; select again rather than keep a dangling LAG
+		for _, m := range from.members {
+			m.selected, m.sel = Unselected, nil
+		}
+		from.members = nil
+		return
+	}
+	to.lag = from.lag
+	to.members, from.members = from.members, nil
+	for _, m := range to.members {
+		m.sel = to
+	}
+	if s.active == from {
+		s.active = to
+	}
 }
 
 // SetLink reports a port's link state, speed (Mb/s) and duplex, as the

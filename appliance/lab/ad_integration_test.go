@@ -220,6 +220,44 @@ func TestIntegrationADLinkDown(t *testing.T) {
 	}
 }
 
+// TestIntegrationADSlaveDel: removing a member keeps the aggregate up on
+// the others. One of the two members owns the aggregator both use; when it
+// leaves, the other must keep distributing (bonding moves it to a free
+// aggregator) instead of detaching and waiting 2 s to attach again. Each
+// member is removed in turn, so the owner is removed once whichever it is.
+func TestIntegrationADSlaveDel(t *testing.T) {
+	e := setupAD(t, 2, OVSOptions{}, map[string]string{"lacp_rate": "fast"})
+	if _, err := e.ovs.WaitReady(e.ctx, 2, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.waitDistributing(2, 5*time.Second)
+	for i, m := range e.topo.Members {
+		other := e.topo.Members[1-i]
+		agg := e.status().AD.ActiveAggregator.ID
+		e.slave("del", m)
+		// what the status says for the next second, every 10 ms
+		for t0 := time.Now(); time.Since(t0) < time.Second; time.Sleep(10 * time.Millisecond) {
+			if d := e.distributing(); len(d) != 1 || d[0] != other {
+				t.Fatalf("%v after slave del %s (aggregator %d): distributing %v, want [%s]\n%s", time.Since(t0), m, agg, d, other, e.proc.StatusJSON())
+			}
+		}
+		e.slave("add", m)
+		e.waitDistributing(2, 10*time.Second)
+	}
+}
+
+// slave runs `slave BOND op m` on the control socket.
+func (e *adEnv) slave(op, m string) {
+	e.t.Helper()
+	resp, err := appliance.Call(e.proc.Socket, appliance.Request{Cmd: "slave", Bond: BondName, Option: op, Value: m})
+	if err == nil && !resp.OK {
+		err = fmt.Errorf("%s", resp.Error)
+	}
+	if err != nil {
+		e.t.Fatalf("slave %s %s: %v", op, m, err)
+	}
+}
+
 // blackhole drops the LACPDUs the partner sends on port i.
 func (e *adEnv) blackhole(i int) *Blackhole {
 	e.t.Helper()
