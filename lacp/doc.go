@@ -62,7 +62,10 @@
 // lowest free one; a LAG never moves while in use (bonding's behaviour; the
 // recommended default of 6.4.14.2 would move it to the Aggregator of its
 // lowest port). Individual ports (LACP disabled, Individual partner or
-// defaulted partner) are always alone.
+// defaulted partner) are always alone. When a port is removed, the ports
+// that used its Aggregator move with their LAG to a free one and keep their
+// Selected and Mux states (bonding's bond_3ad_unbind_slave), so the
+// aggregate carries on over them without a new AggregateWaitTime.
 //
 // Partner defaults. The Partner_Admin values are all zero: a DEFAULTED port
 // is Individual, OUT_OF_SYNC and passive, so it never collects or
