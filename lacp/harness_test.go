@@ -248,6 +248,26 @@ func checkInvariants(t testing.TB, s *System) {
 			t.Errorf("port %d down but rx %v collecting %v", ps.ID, ps.RxState, inColl)
 		}
 	}
+	// the model's own links: every member points back at its aggregator,
+	// every port's own aggregator and the active one are the System's
+	for _, a := range s.aggs {
+		for _, m := range a.members {
+			if m.sel != a || !slices.Contains(s.ports, m) {
+				t.Errorf("aggregator %d lists port %d, which selected %p", a.id, m.id, m.sel)
+			}
+		}
+	}
+	for _, p := range s.ports {
+		if !slices.Contains(s.aggs, p.agg) {
+			t.Errorf("port %d's own aggregator is gone", p.id)
+		}
+		if p.sel != nil && (!slices.Contains(s.aggs, p.sel) || !slices.Contains(p.sel.members, p)) {
+			t.Errorf("port %d selected an aggregator that does not list it", p.id)
+		}
+	}
+	if s.active != nil && !slices.Contains(s.aggs, s.active) {
+		t.Errorf("active aggregator %d is gone", s.active.id)
+	}
 	seen := map[int]bool{}
 	for _, a := range st.Aggregators {
 		for _, p := range a.Ports {

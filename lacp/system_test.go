@@ -2,6 +2,7 @@ package lacp
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -864,6 +865,65 @@ func TestRemovePort(t *testing.T) {
 	n.addPort(0, owner, PortConfig{Number: uint16(owner + 1)}, 10000)
 	if _, ok := n.until(10*time.Second, func() bool { return n.aggregated(0, 0, 1, 2) }); !ok {
 		t.Fatal("re-added port did not join")
+	}
+}
+
+// Ports removed, added back and flapped at random, on both sides: the
+// model stays consistent at every step, and once the churn stops every
+// port aggregates again.
+func TestRemoveAddChurn(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		n := newNet(t)
+		n.add(DefaultConfig([6]byte{}))
+		n.add(DefaultConfig([6]byte{}))
+		const ports = 4
+		n.addPorts(0, ports, 10000)
+		n.addPorts(1, ports, 10000)
+		for p := range ports {
+			n.connect(ep{0, p}, ep{1, p})
+		}
+		n.run(5 * time.Second)
+		present := [2][ports]bool{}
+		for i := range present {
+			for p := range present[i] {
+				present[i][p] = true
+			}
+		}
+		for range 200 {
+			i, p := rng.IntN(2), rng.IntN(ports)
+			switch rng.IntN(3) {
+			case 0:
+				if present[i][p] {
+					n.sys[i].RemovePort(p)
+				} else {
+					n.addPort(i, p, PortConfig{Number: uint16(p + 1)}, 10000)
+					n.connect(ep{0, p}, ep{1, p})
+				}
+				present[i][p] = !present[i][p]
+			case 1:
+				n.sys[i].SetLink(p, false, 10000, true)
+				n.step()
+				n.sys[i].SetLink(p, true, 10000, true)
+			}
+			for range rng.IntN(25) {
+				n.step()
+				checkInvariants(t, n.sys[0])
+				checkInvariants(t, n.sys[1])
+			}
+		}
+		for i := range present {
+			for p := range present[i] {
+				if !present[i][p] {
+					n.addPort(i, p, PortConfig{Number: uint16(p + 1)}, 10000)
+					n.connect(ep{0, p}, ep{1, p})
+				}
+			}
+		}
+		if _, ok := n.until(15*time.Second, func() bool { return n.aggregated(0, 0, 1, 2, 3) && n.aggregated(1, 0, 1, 2, 3) }); !ok {
+			n.dumpTrace()
+			t.Fatalf("seed %d: not all ports aggregated after the churn", seed)
+		}
 	}
 }
 
