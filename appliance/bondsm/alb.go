@@ -126,6 +126,7 @@ func (b *Bond) albLink(m *member) {
 func (b *Bond) albSnapshot(s *lane.Snapshot, prevActive int) {
 	b.selectActive()
 	if b.active != prevActive {
+		b.activeChanged(prevActive)
 		b.albApply(b.alb.b.ActiveChange(prevActive, b.active))
 		b.albFlush(b.alb.b.Drain())
 		b.syncPromisc()

@@ -94,6 +94,10 @@ type Bond struct {
 
 	members []*member
 	active  int // active member index, -1 none
+	// published is the active member of the last rebuild (-1 none): what
+	// a change of the active slave is measured from, whichever path
+	// changed b.active (a runtime active_slave sets it before rebuilding).
+	published int
 	// manual is set by a runtime active_slave request: as in bonding, the
 	// chosen slave stays active (primary reselection waits) until the next
 	// link state change.
@@ -144,7 +148,7 @@ func New(s Setup, now time.Time) (*Bond, Output, error) {
 	if len(s.Members) == 0 || len(s.Members) > lane.MaxMembers {
 		return nil, Output{}, fmt.Errorf("bond %s: %d members, want 1 to %d", c.Name, len(s.Members), lane.MaxMembers)
 	}
-	b := &Bond{cfg: c, mode: policy.Mode(c.Mode), hash: policy.HashPolicy(c.XmitHashPolicy), active: -1,
+	b := &Bond{cfg: c, mode: policy.Mode(c.Mode), hash: policy.HashPolicy(c.XmitHashPolicy), active: -1, published: -1,
 		mtu: s.MTU, hostDevice: s.HostDevice, start: now, now: now}
 	b.mac = slices.Clone(s.MAC)
 	if len(b.mac) == 0 {
@@ -486,17 +490,18 @@ func (b *Bond) selectActive() {
 	if pick != nil {
 		n = pick.idx
 	}
-	if n != b.active {
-		from, to := "none", "none"
-		if cur != nil {
-			from = cur.name
-		}
-		if pick != nil {
-			to = pick.name
-		}
-		b.log("active slave changed", "bond", b.cfg.Name, "from", from, "to", to)
-	}
 	b.active = n
+}
+
+// activeChanged logs a change of the active slave from prev.
+func (b *Bond) activeChanged(prev int) {
+	name := func(i int) string {
+		if m := b.member(i); m != nil {
+			return m.name
+		}
+		return "none"
+	}
+	b.log("active slave changed", "bond", b.cfg.Name, "from", name(prev), "to", name(b.active))
 }
 
 // setActive implements a runtime active_slave request.
@@ -563,7 +568,7 @@ func (b *Bond) rebuild() {
 	s := &lane.Snapshot{Mode: b.mode, Hash: b.hash, Active: -1, PacketsPerSlave: uint32(b.cfg.PacketsPerSlave)}
 	s.CopyARP = b.mon != nil && b.mon.mon != nil
 	s.BroadcastNeighbor = b.mode == policy.IEEE8023AD && b.cfg.BroadcastNeighbor
-	prevActive := b.active
+	prevActive := b.published
 	switch b.mode {
 	case policy.BalanceTLB, policy.BalanceALB:
 		if b.alb != nil {
@@ -583,6 +588,9 @@ func (b *Bond) rebuild() {
 			}
 		} else {
 			b.selectActive()
+		}
+		if b.active != prevActive {
+			b.activeChanged(prevActive)
 		}
 		if b.active >= 0 && b.active != prevActive {
 			b.failOverMAC(prevActive, b.active)
@@ -616,6 +624,7 @@ func (b *Bond) rebuild() {
 			b.active = -1
 		}
 	}
+	b.published = b.active
 	if !sameSnapshot(b.snap, s) {
 		b.snap = s
 		b.out.Snapshot = s

@@ -2,12 +2,14 @@ package bondsm
 
 import (
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
+	"github.com/bond-appliance/bond-appliance/appliance/monitor"
 )
 
 // Every mode: the snapshot after start, after member 0 loses carrier and
@@ -526,5 +528,79 @@ func TestRemoveMemberClearsActiveSlave(t *testing.T) {
 	cfg.Bonds = []config.Bond{c}
 	if _, err := cfg.Validate(); err != nil {
 		t.Fatalf("live configuration no longer validates: %v", err)
+	}
+}
+
+// A runtime active_slave change is a failover like any other, as
+// bonding's bond_change_active_slave: it is logged, the peers are told on
+// the new active slave (gratuitous ARPs: a switch would otherwise keep
+// sending to the old one, and with nothing sent on the new one it would
+// never learn), and fail_over_mac moves the MACs.
+func TestRuntimeActiveSlaveIsAFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string
+		check       func(t *testing.T, out Output)
+	}{
+		{"gratuitous ARPs", "num_grat_arp: 1", nil},
+		{"fail_over_mac active", "fail_over_mac: active", func(t *testing.T, out Output) {
+			if hm := actionsOf(out, SetHostMAC); len(hm) != 1 || hm[0].MAC.String() != permMAC(1).String() {
+				t.Fatalf("host MAC actions %+v", hm)
+			}
+		}},
+		{"fail_over_mac follow", "fail_over_mac: follow", func(t *testing.T, out Output) {
+			if mm := actionsOf(out, SetMemberMAC); len(mm) != 2 || mm[0].Member != 1 || mm[0].MAC.String() != bondMAC.String() {
+				t.Fatalf("member MAC actions %+v", mm)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := newBond(t, parseBond(t, "active-backup", 3, "miimon: 100", tc.extra))
+			b.HostAddrs(at(0), []monitor.Addr{{Prefix: netip.MustParsePrefix("10.0.0.2/24")}})
+			for ms := 10; ms < 500; ms += 10 { // the start-up notification goes first
+				b.Tick(at(ms), TickInput{})
+			}
+			out, err := b.SetActiveSlave(at(500), "eth1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Snapshot().Active != 1 {
+				t.Fatalf("active %d", b.Snapshot().Active)
+			}
+			if !slices.ContainsFunc(out.Events, func(e Event) bool {
+				return e.Msg == "active slave changed" && slices.Contains(e.Args, any("eth0")) && slices.Contains(e.Args, any("eth1"))
+			}) {
+				t.Fatalf("events %+v", out.Events)
+			}
+			if tc.check != nil {
+				tc.check(t, out)
+			}
+			garps := 0
+			for ms := 500; ms < 1500; ms += 10 {
+				o := b.Tick(at(ms), TickInput{})
+				if ms == 500 {
+					o.Frames = append(out.Frames, o.Frames...)
+				}
+				for _, f := range o.Frames {
+					if a, err := monitor.ParseARP(f.Data); err == nil && a.SenderIP == a.TargetIP && f.Member == 1 {
+						garps++
+					}
+				}
+			}
+			if garps == 0 {
+				t.Fatal("no gratuitous ARP on the new active slave")
+			}
+			// clearing the request selects again from no active slave, as
+			// bonding does: eth0 comes first; the log names the real
+			// previous one
+			out, err = b.SetActiveSlave(at(1500), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Snapshot().Active != 0 || !slices.ContainsFunc(out.Events, func(e Event) bool {
+				return e.Msg == "active slave changed" && slices.Equal(e.Args, []any{"bond", "bond0", "from", "eth1", "to", "eth0"})
+			}) {
+				t.Fatalf("clearing active_slave: active %d, events %+v", b.Snapshot().Active, out.Events)
+			}
+		})
 	}
 }

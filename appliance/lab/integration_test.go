@@ -371,6 +371,10 @@ func TestIntegrationActiveBackup(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// the peer reaches the host through m1: its bridge has learnt the
+	// bond MAC on m1's port
+	e.addHostIP()
+	e.pingUntil(time.Now(), 5*time.Second)
 	// runtime active_slave through the control socket
 	resp, err := appliance.Call(e.proc.Socket, appliance.Request{Cmd: "set", Bond: BondName, Option: "active_slave", Value: "m0"})
 	if err != nil || !resp.OK {
@@ -379,6 +383,11 @@ func TestIntegrationActiveBackup(t *testing.T) {
 	if a := e.status().CurrentlyActiveSlave; a != "m0" {
 		t.Fatalf("active %q after set active_slave m0", a)
 	}
+	// a manual change is a failover: the gratuitous ARP on m0 moves the
+	// bridge's entry, or the peer's frames would go on reaching the backup
+	// m1 (dropped) until the entry aged out, and the host, which only
+	// answers, would never send on m0 to correct it
+	e.pingUntil(time.Now(), 3*time.Second)
 }
 
 func TestIntegrationPing(t *testing.T) {
