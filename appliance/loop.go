@@ -491,7 +491,13 @@ func (c *ctl) subscribeLinks() (chan netlink.LinkUpdate, chan struct{}) {
 	done := make(chan struct{})
 	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
 		ReceiveBufferSize: 4 << 20, ReceiveBufferForceSize: true,
-		ErrorCallback: func(err error) { c.a.log.Warn("netlink link events", "err", err) },
+		ErrorCallback: func(err error) {
+			select {
+			case <-done: // closing the subscription at shutdown wakes its reader with an error
+			default:
+				c.a.log.Warn("netlink link events", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		c.a.log.Warn("netlink link events unavailable, polling only", "err", err)
