@@ -2,6 +2,7 @@ package bondsm
 
 import (
 	"net"
+	"strings"
 	"time"
 
 	"github.com/bond-appliance/bond-appliance/appliance/config"
@@ -169,6 +170,20 @@ func (b *Bond) adSnapshot(s *lane.Snapshot) {
 			s.RX |= 1 << uint(p)
 		}
 	}
+}
+
+// adLogDistributing logs a change of the slaves the bond transmits on
+// (the active aggregator's distributing ports): what an operator reads to
+// see when, and on which ports, the aggregate carries traffic.
+func (b *Bond) adLogDistributing(tx []int) {
+	names := make([]string, 0, len(tx))
+	for _, i := range tx {
+		if m := b.member(i); m != nil {
+			names = append(names, m.name)
+		}
+	}
+	b.log("802.3ad distributing", "bond", b.cfg.Name, "slaves", strings.Join(names, ","), "count", len(names),
+		"aggregator", int(b.ad.sys.ActiveAggregator()))
 }
 
 func onOff(v bool) string {

@@ -579,6 +579,9 @@ func (b *Bond) rebuild() {
 		if len(s.TX) > 0 {
 			s.Active = s.TX[0]
 		}
+		if b.ad != nil && (b.snap == nil || !slices.Equal(b.snap.TX, s.TX)) {
+			b.adLogDistributing(s.TX)
+		}
 	case policy.ActiveBackup:
 		if b.mon != nil && b.mon.mon != nil && b.cfg.Miimon == 0 {
 			// the ARP/NS monitor selects the active slave (bond_ab_arp_commit)

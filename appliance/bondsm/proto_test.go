@@ -81,9 +81,15 @@ func Test8023ADWithPartner(t *testing.T) {
 		t.Fatalf("802.3ad status %+v", st.AD)
 	}
 	// a member's carrier loss takes it out at once
-	b.Link(at(p.ms+1), 1, false)
+	lo := b.Link(at(p.ms+1), 1, false)
 	if s := b.Snapshot(); !slices.Equal(s.TX, []int{0}) {
 		t.Fatalf("after member 1 lost carrier: TX %v", s.TX)
+	}
+	// and the log says which slaves distribute now
+	if !slices.ContainsFunc(lo.Events, func(e Event) bool {
+		return e.Msg == "802.3ad distributing" && slices.Equal(e.Args[:6], []any{"bond", "bond0", "slaves", "eth0", "count", 1})
+	}) {
+		t.Fatalf("events after member 1 lost carrier: %+v", lo.Events)
 	}
 	b.Link(at(p.ms+2), 1, true)
 	p.run(t, b, 5*time.Second)

@@ -424,9 +424,9 @@ func chaosMode(t *testing.T, bin, mode string, o chaosOptions) {
 	log := p.Log()
 	all := strings.Join(append(r.oldLogs, log), "\n")
 
-	fmt.Printf("chaos: mode=%s duration=%v flaps=%d slave_cycles=%d sets=%d reloads=%d partner_restarts=%d floods=%d kills=%d rss_start=%dKiB rss_end=%dKiB goroutines_start=%d goroutines_end=%d max_state_lag_ms=%d lacp_tick_jitter_max_ms=%s loss=%.2f%% (ping %d/%d, max_outage_ms=%d, worst_2s_after_event=%.0f%% %s, outage_ms_by_event=[%s]; udp %d/%d) state_changes_judged=%d not_judged=%d errors(slave=%d set=%d reload=%d partner=%d flood=%d metrics=%d) exit_after=%s seed=%d\n",
+	fmt.Printf("chaos: mode=%s duration=%v flaps=%d slave_cycles=%d sets=%d reloads=%d partner_restarts=%d floods=%d kills=%d rss_start=%dKiB rss_end=%dKiB goroutines_start=%d goroutines_end=%d max_state_lag_ms=%d lacp_tick_jitter_max_ms=%s loss=%.2f%% (ping %d/%d, max_outage_ms=%d max_outage_at=%s, worst_2s_after_event=%.0f%% %s, outage_ms_by_event=[%s]; udp %d/%d) state_changes_judged=%d not_judged=%d errors(slave=%d set=%d reload=%d partner=%d flood=%d metrics=%d) exit_after=%s seed=%d\n",
 		mode, elapsed.Round(time.Second), r.flaps.Load(), r.slaveCycles.Load(), r.sets.Load(), r.reloads.Load(), r.partner.Load(), r.floods.Load(), r.kills.Load(),
-		rssStart, rssEnd, gStart, gEnd, r.lagMax.Milliseconds(), jitter, ps.loss(), ps.received, ps.sent, ps.maxOutage.Milliseconds(),
+		rssStart, rssEnd, gStart, gEnd, r.lagMax.Milliseconds(), jitter, ps.loss(), ps.received, ps.sent, ps.maxOutage.Milliseconds(), ps.maxOutageAt.UTC().Format("15:04:05.000"),
 		ps.maxEventLoss, ps.maxEventKind, strings.Join(outages, " "), ur.recv, ur.sent, r.judged, r.skipped,
 		r.slaveErrs.Load(), r.setErrs.Load(), r.reloadErrs.Load(), r.partnerErrs.Load(), r.floodErrs.Load(), r.scrapeErrs.Load(), exitStr, o.seed)
 	if stErr == nil {

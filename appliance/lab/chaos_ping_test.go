@@ -103,6 +103,7 @@ func (l *pingLog) Stop() {
 type pingStats struct {
 	sent, received int64
 	maxOutage      time.Duration            // longest gap between two replies' send times
+	maxOutageAt    time.Time                // when it began (the last reply's send time before it)
 	outageByKind   map[string]time.Duration // longest gap that began within 3 s after an event of that kind
 	maxEventLoss   float64                  // worst loss (%) in the 2 s after one event
 	maxEventKind   string
@@ -152,7 +153,9 @@ func analysePing(replies map[int64]time.Time, last int64, interval time.Duration
 		}
 		if s > p+1 {
 			gap := span
-			st.maxOutage = max(st.maxOutage, gap)
+			if gap > st.maxOutage {
+				st.maxOutage, st.maxOutageAt = gap, replies[p]
+			}
 			// put it down to the last event before it began (within 3 s)
 			// and to every event during it
 			latest := -1
@@ -175,8 +178,8 @@ func analysePing(replies map[int64]time.Time, last int64, interval time.Duration
 	for k := lastGot + 1; k <= last; k++ {
 		at[k] = replies[lastGot].Add(time.Duration(k-lastGot) * interval)
 	}
-	if last > lastGot {
-		st.maxOutage = max(st.maxOutage, at[last].Sub(replies[lastGot]))
+	if last > lastGot && at[last].Sub(replies[lastGot]) > st.maxOutage {
+		st.maxOutage, st.maxOutageAt = at[last].Sub(replies[lastGot]), replies[lastGot]
 	}
 	for _, e := range events {
 		lo := sort.Search(len(at), func(i int) bool { return !at[i].Before(e.at) })
@@ -239,6 +242,11 @@ func TestAnalysePing(t *testing.T) {
 			st := analysePing(tc.replies, tc.last, iv, tc.events)
 			if st.maxOutage != tc.outage || math.Abs(st.loss()-tc.loss) > 0.01 || math.Abs(st.maxEventLoss-tc.eventLoss) > 0.01 {
 				t.Fatalf("outage %v loss %.2f%% event loss %.2f%%, want %v %.2f%% %.2f%%", st.maxOutage, st.loss(), st.maxEventLoss, tc.outage, tc.loss, tc.eventLoss)
+			}
+			// the outage begins at the last reply before it (seq 99 for the
+			// flap's, 299 for the lost tail)
+			if want := map[string]time.Time{"outage after a flap": t0.Add(99 * iv), "tail lost": t0.Add(299 * iv)}[tc.name]; !want.IsZero() && !st.maxOutageAt.Equal(want) {
+				t.Fatalf("outage began at %v, want %v", st.maxOutageAt, want)
 			}
 			if tc.kind == "flap" && st.outageByKind["slave"] != 0 {
 				t.Fatalf("outage put down to an earlier event too: %v", st.outageByKind)
