@@ -107,6 +107,10 @@ type pingStats struct {
 	outageByKind   map[string]time.Duration // longest gap that began within 3 s after an event of that kind
 	maxEventLoss   float64                  // worst loss (%) in the 2 s after one event
 	maxEventKind   string
+	// from the phase time on (802.3ad's chaos phase, after the tick-jitter
+	// phase's back-to-back del/add, in which no port stays long enough to
+	// aggregate): pings sent and answered
+	phaseSent, phaseReceived int64
 }
 
 // chaosEvent is one disruptive step of the soak.
@@ -116,9 +120,9 @@ type chaosEvent struct {
 }
 
 // analyse computes pingStats from replies (seq → send time, seqs from 0 to
-// last) against events. Lost sequence numbers get send times interpolated
-// between the replies around them.
-func analysePing(replies map[int64]time.Time, last int64, interval time.Duration, events []chaosEvent) pingStats {
+// last) against events, and the loss from phase on. Lost sequence numbers
+// get send times interpolated between the replies around them.
+func analysePing(replies map[int64]time.Time, last int64, interval time.Duration, events []chaosEvent, phase time.Time) pingStats {
 	st := pingStats{outageByKind: map[string]time.Duration{}, received: int64(len(replies)), sent: last + 1}
 	if len(replies) == 0 {
 		st.maxEventLoss = 100
@@ -181,6 +185,14 @@ func analysePing(replies map[int64]time.Time, last int64, interval time.Duration
 	if last > lastGot && at[last].Sub(replies[lastGot]) > st.maxOutage {
 		st.maxOutage, st.maxOutageAt = at[last].Sub(replies[lastGot]), replies[lastGot]
 	}
+	for k := range at {
+		if !at[k].Before(phase) {
+			st.phaseSent++
+			if got[k] {
+				st.phaseReceived++
+			}
+		}
+	}
 	for _, e := range events {
 		lo := sort.Search(len(at), func(i int) bool { return !at[i].Before(e.at) })
 		hi := sort.Search(len(at), func(i int) bool { return !at[i].Before(e.at.Add(2 * time.Second)) })
@@ -207,6 +219,14 @@ func (st pingStats) loss() float64 {
 	return math.Max(0, 100*float64(st.sent-st.received)/float64(st.sent))
 }
 
+// phaseLoss is the loss (%) from the phase time on.
+func (st pingStats) phaseLoss() float64 {
+	if st.phaseSent == 0 {
+		return 100
+	}
+	return 100 * float64(st.phaseSent-st.phaseReceived) / float64(st.phaseSent)
+}
+
 func TestAnalysePing(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	iv := 10 * time.Millisecond
@@ -229,17 +249,18 @@ func TestAnalysePing(t *testing.T) {
 		loss      float64 // overall %
 		eventLoss float64 // worst 2-s window after an event %
 		kind      string  // the event kind the outage is put down to
+		phaseLoss float64 // % from 2 s (seq 200) on
 	}{
-		{"clean", mk(func(int64) bool { return false }), 399, []chaosEvent{{t0.Add(time.Second), "flap"}}, 0, 0, 0, ""},
+		{"clean", mk(func(int64) bool { return false }), 399, []chaosEvent{{t0.Add(time.Second), "flap"}}, 0, 0, 0, "", 0},
 		{"outage after a flap", mk(func(s int64) bool { return s >= 100 && s < 150 }), 399,
-			[]chaosEvent{{t0.Add(995 * time.Millisecond), "flap"}}, 510 * time.Millisecond, 12.5, 25, "flap"},
-		{"tail lost", mk(func(s int64) bool { return s >= 300 }), 399, []chaosEvent{{t0.Add(3 * time.Second), "kill"}}, time.Second, 25, 100, "kill"},
+			[]chaosEvent{{t0.Add(995 * time.Millisecond), "flap"}}, 510 * time.Millisecond, 12.5, 25, "flap", 0},
+		{"tail lost", mk(func(s int64) bool { return s >= 300 }), 399, []chaosEvent{{t0.Add(3 * time.Second), "kill"}}, time.Second, 25, 100, "kill", 50},
 		{"outage put down to the last event", mk(func(s int64) bool { return s >= 200 && s < 220 }), 399,
-			[]chaosEvent{{t0.Add(1000 * time.Millisecond), "slave"}, {t0.Add(1980 * time.Millisecond), "flap"}}, 210 * time.Millisecond, 5, 10, "flap"},
-		{"nothing", map[int64]time.Time{}, 99, nil, 0, 100, 100, ""},
+			[]chaosEvent{{t0.Add(1000 * time.Millisecond), "slave"}, {t0.Add(1980 * time.Millisecond), "flap"}}, 210 * time.Millisecond, 5, 10, "flap", 10},
+		{"nothing", map[int64]time.Time{}, 99, nil, 0, 100, 100, "", 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := analysePing(tc.replies, tc.last, iv, tc.events)
+			st := analysePing(tc.replies, tc.last, iv, tc.events, t0.Add(2*time.Second))
 			if st.maxOutage != tc.outage || math.Abs(st.loss()-tc.loss) > 0.01 || math.Abs(st.maxEventLoss-tc.eventLoss) > 0.01 {
 				t.Fatalf("outage %v loss %.2f%% event loss %.2f%%, want %v %.2f%% %.2f%%", st.maxOutage, st.loss(), st.maxEventLoss, tc.outage, tc.loss, tc.eventLoss)
 			}
@@ -247,6 +268,9 @@ func TestAnalysePing(t *testing.T) {
 			// flap's, 299 for the lost tail)
 			if want := map[string]time.Time{"outage after a flap": t0.Add(99 * iv), "tail lost": t0.Add(299 * iv)}[tc.name]; !want.IsZero() && !st.maxOutageAt.Equal(want) {
 				t.Fatalf("outage began at %v, want %v", st.maxOutageAt, want)
+			}
+			if math.Abs(st.phaseLoss()-tc.phaseLoss) > 0.01 {
+				t.Fatalf("loss from 2 s on %.2f%%, want %.2f%%", st.phaseLoss(), tc.phaseLoss)
 			}
 			if tc.kind == "flap" && st.outageByKind["slave"] != 0 {
 				t.Fatalf("outage put down to an earlier event too: %v", st.outageByKind)
