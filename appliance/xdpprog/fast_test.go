@@ -239,10 +239,7 @@ func TestFastRX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	data := make([]byte, 60)
-	data[12], data[13] = 0x08, 0x00
-	slow := make([]byte, 60)
-	slow[12], slow[13] = 0x88, 0x09
+	data, slow := ipv4AndSlowFrames()
 	for _, tt := range []struct {
 		name    string
 		member  uint32
@@ -290,4 +287,14 @@ func memberCase(t *testing.T, f *FastMaps, bond int, member uint32, cfg *FastCfg
 	if c := f.Counters(k); c != counted {
 		t.Fatalf("counters %+v, want %+v", c, counted)
 	}
+}
+
+// ipv4AndSlowFrames returns two 60-byte frames for the member programs'
+// tests: an IPv4 one (data) and a Slow Protocols one (LACP, 0x8809).
+func ipv4AndSlowFrames() (data, slow []byte) {
+	data = make([]byte, 60)
+	data[12], data[13] = 0x08, 0x00
+	slow = make([]byte, 60)
+	slow[12], slow[13] = 0x88, 0x09
+	return data, slow
 }

@@ -248,10 +248,7 @@ func TestTCMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	data := make([]byte, 60)
-	data[12], data[13] = 0x08, 0x00
-	slow := make([]byte, 60)
-	slow[12], slow[13] = 0x88, 0x09
+	data, slow := ipv4AndSlowFrames()
 	for _, tt := range []struct {
 		name    string
 		member  uint32
