@@ -40,7 +40,7 @@ func waitForErr(timeout time.Duration, cond func() bool) (time.Duration, error) 
 // comes back when it answers again.
 func TestIntegrationARPMonitor(t *testing.T) {
 	e := setup(t, 2, BondSpec{Mode: "active-backup", Options: map[string]string{
-		"miimon": "0", "arp_interval": "100", "arp_ip_target": PeerIP, "arp_validate": "active",
+		"miimon": "0", "arp_interval": "100", "arp_ip_target": PeerIP, "arp_validate": "active", "arp_missed_max": "3",
 	}})
 	if _, err := e.topo.InGW(e.ctx, "ip", "addr", "add", HostIP+Prefix, "dev", BondName); err != nil {
 		t.Fatal(err)
@@ -65,11 +65,15 @@ func TestIntegrationARPMonitor(t *testing.T) {
 		}
 		return 0
 	}
-	el := waitFor(t, 5*time.Second, "the ARP monitor to validate replies on the active slave", func() bool {
-		a, p := rxARP(), probes()
-		for i := 0; i < 6; i++ {
+	// Until the monitor knows the host's address its probes come from
+	// 0.0.0.0, no reply validates, and the active slave fails over every
+	// arp_missed_max intervals (the backup sees the flooded probes): stable
+	// means the same active slave, up, for 1 s, several failover periods.
+	el := waitFor(t, 10*time.Second, "the ARP monitor to validate replies on the active slave", func() bool {
+		a, p, act := rxARP(), probes(), e.status().CurrentlyActiveSlave
+		for i := 0; i < 20; i++ {
 			time.Sleep(50 * time.Millisecond)
-			if !up() {
+			if s := e.status(); s.MIIStatus != "up" || s.CurrentlyActiveSlave != act {
 				return false
 			}
 		}
@@ -92,8 +96,11 @@ func TestIntegrationARPMonitor(t *testing.T) {
 	}
 	el = waitFor(t, 5*time.Second, "the bond to go down without ARP replies", func() bool { return !up() })
 	t.Logf("bond down %v after the target stopped answering", el)
+	// the slave goes down arp_missed_max (3) intervals of 100 ms after its
+	// last reply, which came at most one interval before the drop: no
+	// sooner than 200 ms after it (50 ms for nft's own return)
 	if el < 150*time.Millisecond {
-		t.Fatalf("down after %v: sooner than arp_missed_max (2) intervals of 100 ms allow", el)
+		t.Fatalf("down after %v: sooner than arp_missed_max (3) intervals of 100 ms after the last reply allow", el)
 	}
 	if _, err := e.topo.InPeer(e.ctx, "nft", "delete table arp batest"); err != nil {
 		t.Fatal(err)
